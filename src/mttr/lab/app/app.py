@@ -1,0 +1,134 @@
+"""The lab's web app: one release of the "orders" service.
+
+Deployed as ``releases/<version>/`` with a ``current`` symlink. Reads the shared connection
+settings from ``../../shared/config.json`` and lets the release's own ``release.json`` override
+them, the way real releases carry their configuration. Talks to PostgreSQL through HAProxy's
+write endpoint with a fresh connection per request, so it follows a failover by itself.
+"""
+
+import json
+import os
+import signal
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import psycopg
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def load_settings():
+    with open(os.path.join(HERE, "..", "..", "shared", "config.json"), encoding="utf-8") as handle:
+        settings = json.load(handle)
+    with open(os.path.join(HERE, "release.json"), encoding="utf-8") as handle:
+        release = json.load(handle)
+    settings["db"].update(release.get("db", {}))
+    settings["version"] = release["version"]
+    return settings
+
+
+SETTINGS = load_settings()
+
+
+def connect():
+    db = SETTINGS["db"]
+    return psycopg.connect(
+        host=db["host"],
+        port=db["port"],
+        dbname=db["dbname"],
+        user=db["user"],
+        password=db["password"],
+        connect_timeout=2,
+        application_name=f"lab-app/{SETTINGS['version']}",
+    )
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "lab-app"
+
+    def log_message(self, format, *args):
+        sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+    def reply(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        if url.path == "/health":
+            self.health()
+        elif url.path == "/version":
+            self.reply(200, {"version": SETTINGS["version"]})
+        elif url.path == "/orders":
+            limit = int(parse_qs(url.query).get("limit", ["10"])[0])
+            self.list_orders(limit)
+        else:
+            self.reply(404, {"error": f"no route {url.path}"})
+
+    def do_POST(self):
+        if urlparse(self.path).path != "/orders":
+            self.reply(404, {"error": f"no route {self.path}"})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            order = json.loads(self.rfile.read(length) or b"{}")
+            customer = str(order["customer"])
+            amount = int(order["amount_cents"])
+        except (ValueError, KeyError, TypeError) as exc:
+            self.reply(400, {"error": f"expected JSON with customer and amount_cents: {exc}"})
+            return
+        try:
+            with connect() as conn:
+                row = conn.execute(
+                    "INSERT INTO orders (customer, amount_cents) VALUES (%s, %s) RETURNING id",
+                    (customer, amount),
+                ).fetchone()
+        except psycopg.Error as exc:
+            self.reply(503, {"error": str(exc).strip()})
+            return
+        self.reply(201, {"id": row[0], "version": SETTINGS["version"]})
+
+    def health(self):
+        try:
+            with connect() as conn:
+                in_recovery, count = conn.execute(
+                    "SELECT pg_is_in_recovery(), (SELECT count(*) FROM orders)"
+                ).fetchone()
+        except psycopg.Error as exc:
+            self.reply(503, {"status": "down", "version": SETTINGS["version"], "error": str(exc).strip()})
+            return
+        if in_recovery:
+            self.reply(503, {"status": "down", "version": SETTINGS["version"], "error": "database is read-only"})
+            return
+        self.reply(200, {"status": "ok", "version": SETTINGS["version"], "orders": count})
+
+    def list_orders(self, limit):
+        try:
+            with connect() as conn:
+                count = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+                rows = conn.execute(
+                    "SELECT id, customer, amount_cents, created_at::text FROM orders ORDER BY id DESC LIMIT %s",
+                    (limit,),
+                ).fetchall()
+        except psycopg.Error as exc:
+            self.reply(503, {"error": str(exc).strip()})
+            return
+        keys = ("id", "customer", "amount_cents", "created_at")
+        self.reply(200, {"count": count, "orders": [dict(zip(keys, row)) for row in rows]})
+
+
+def main():
+    server = ThreadingHTTPServer(("127.0.0.1", SETTINGS["port"]), Handler)
+    server.daemon_threads = True
+    signal.signal(signal.SIGTERM, lambda *_: server.shutdown() or sys.exit(0))
+    sys.stderr.write(f"lab app {SETTINGS['version']} listening on 127.0.0.1:{SETTINGS['port']}\n")
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
