@@ -38,17 +38,13 @@ class HAProxyRuntime:
     def servers_state(self, backend=None):
         """Return ``show servers state`` as a list of dicts keyed by HAProxy's column names."""
         answer = self.command("show servers state" + (f" {backend}" if backend else ""))
+        # The answer is a format version line, a "# column ..." header, then one line per server.
         lines = [line for line in answer.splitlines() if line.strip()]
-        header = next((line for line in lines if line.startswith("#")), None)
-        if header is None:
+        starts = [index for index, line in enumerate(lines) if line.startswith("#")]
+        if not starts:
             raise HAProxyRuntimeError(f"unexpected answer to 'show servers state': {answer.strip()[:200]}")
-        columns = header.lstrip("# ").split()
-        rows = []
-        for line in lines:
-            if not line[0].isdigit():
-                continue
-            rows.append(dict(zip(columns, line.split())))
-        return rows
+        columns = lines[starts[0]].lstrip("# ").split()
+        return [dict(zip(columns, line.split())) for line in lines[starts[0] + 1 :]]
 
     def server_status(self, backend):
         """Return ``{server: 'UP'|'DOWN'|'MAINT'|'DRAIN'|...}`` for one backend from ``show stat``."""

@@ -26,6 +26,7 @@ SCENARIOS = {
 }
 
 Say = Callable[[str], None]
+SEED_ROWS = 1000
 
 
 class Lab:
@@ -111,8 +112,13 @@ class Lab:
         if primary.pid() is None:
             primary.start()
             say(f"Started PostgreSQL {primary.name} on 127.0.0.1:{primary.port}")
-        if primary.in_recovery() is False:
-            primary.seed()
+        seeded = self.cfg.path("pg", ".seeded")
+        if not seeded.exists():
+            # Seed once (the marker survives restarts): a later 'up' must never paper over a
+            # data-loss scenario with fresh rows.
+            primary.seed(SEED_ROWS)
+            seeded.touch()
+            say(f"Seeded database '{self.cfg.state['db']['name']}' with {SEED_ROWS} orders")
         for standby in self.standbys():
             if not standby.initialized():
                 if primary.in_recovery() is not False:

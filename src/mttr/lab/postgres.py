@@ -177,6 +177,7 @@ class PostgresNode:
             return None
 
     def seed(self, rows: int = 1000) -> None:
+        """Create the app's role, database and orders table, with ``rows`` orders."""
         db = self.cfg.state["db"]
         with self.connect() as conn:
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (db["app_user"],)).fetchone()

@@ -125,7 +125,7 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     server = ThreadingHTTPServer(("127.0.0.1", SETTINGS["port"]), Handler)
     server.daemon_threads = True
-    signal.signal(signal.SIGTERM, lambda *_: server.shutdown() or sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     sys.stderr.write(f"lab app {SETTINGS['version']} listening on 127.0.0.1:{SETTINGS['port']}\n")
     server.serve_forever()
 

@@ -1,0 +1,105 @@
+"""Shared fixtures: lab homes, free port ranges and a way to run the real ``mttr`` CLI."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from mttr.lab.config import PORT_OFFSETS, port_in_use
+
+VENV_BIN = Path(sys.executable).parent
+MTTR = str(VENV_BIN / "mttr")
+
+
+def free_port_base() -> int:
+    """A port base whose whole range is free; xdist workers draw from separate bands."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    band = int(worker[2:]) if worker[2:].isdigit() else 0
+    span = max(PORT_OFFSETS.values()) + 1
+    for _ in range(200):
+        base = 20000 + band * 8000 + random.randrange(0, 8000 - span, span)
+        if not any(port_in_use(base + offset) for offset in PORT_OFFSETS.values()):
+            return base
+    raise RuntimeError("no free port range found for a lab")
+
+
+def make_home() -> Path:
+    """A lab home the ``postgres`` user can traverse (pytest's tmp_path is 0700 under root)."""
+    home = Path(tempfile.mkdtemp(prefix="mttr-lab-", dir="/tmp"))
+    home.chmod(0o755)
+    return home
+
+
+def run_mttr(*args: str, home: Path | None = None, env: dict | None = None, timeout: float = 180):
+    full_env = dict(os.environ, **(env or {}))
+    full_env["PATH"] = f"{VENV_BIN}:{full_env.get('PATH', '')}"
+    if home is not None:
+        full_env["MTTR_HOME"] = str(home)
+    return subprocess.run([MTTR, *args], capture_output=True, text=True, env=full_env, timeout=timeout, check=False)
+
+
+class LabHandle:
+    """A lab started through the real CLI, with its state for direct checks."""
+
+    def __init__(self, home: Path, port_base: int):
+        self.home = home
+        self.port_base = port_base
+
+    def mttr(self, *args: str, **kwargs):
+        return run_mttr("lab", *args, home=self.home, **kwargs)
+
+    def up(self):
+        result = self.mttr("up", "--port-base", str(self.port_base))
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    @property
+    def lab(self):
+        from mttr.lab.core import Lab
+
+        return Lab.open(self.home)
+
+    def down(self):
+        result = self.mttr("down", "--purge")
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+
+@pytest.fixture
+def lab_home():
+    home = make_home()
+    yield home
+    run_mttr("lab", "down", home=home)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def started_lab():
+    handle = LabHandle(make_home(), free_port_base())
+    handle.up()
+    return handle
+
+
+def stop_lab(handle: LabHandle) -> None:
+    handle.mttr("down", "--purge")
+    shutil.rmtree(handle.home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def module_lab():
+    handle = started_lab()
+    yield handle
+    stop_lab(handle)
+
+
+@pytest.fixture
+def fresh_lab():
+    handle = started_lab()
+    yield handle
+    stop_lab(handle)
