@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def status_table(rows: list[dict]) -> Table:
     table = Table(title="mttr lab", show_lines=False)
-    for column in ("component", "role", "state", "pid", "endpoint", "detail"):
-        table.add_column(column, overflow="fold")
+    for column in ("component", "role", "state", "pid", "endpoint"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("detail", overflow="fold", ratio=1)
     for row in rows:
         style = STATE_STYLE.get(row["state"], "")
         table.add_row(
@@ -125,7 +126,8 @@ def lab_command(args, console: Console) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console(highlight=False)
+    # Wide enough for the status table when piped (rich assumes 80 columns without a terminal).
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
     try:
         from .lab import core
     except ImportError as exc:

@@ -149,9 +149,30 @@ class Lab:
                 f"Started HAProxy: writes on 127.0.0.1:{self.cfg.ports['lb_db']} -> {active.name}, "
                 f"web on {self.cfg.state['app']['public_url']}"
             )
-        # The app is healthy directly: wait until HAProxy's checks agree before saying "up".
+        self.settle()
+
+    def settle(self, timeout: float = 15) -> bool:
+        """Wait until what can be healthy is seen healthy: standbys streaming, HAProxy's checks passing.
+
+        Only conditions that can come true are awaited (a bad release stays unhealthy), and a
+        timeout is not an error: ``status`` shows what is still settling.
+        """
+        checks = []
+        primary = self.primary()
+        if primary is not None:
+            checks.append(lambda: self._lb_state(self.cfg.state["lb"]["db_backend"], primary.name).startswith("UP"))
+            for node in self.nodes.values():
+                if node is not primary and node.pid():
+                    checks.append(lambda n=node: _safe(lambda: n.replication().get("receiver")) == "streaming")
         if self.app.health()[0] == 200:
-            wait_for(lambda: self.app.health(via_lb=True)[0] == 200, 15, interval=0.1)
+            checks.append(lambda: self.app.health(via_lb=True)[0] == 200)
+        return wait_for(lambda: all(check() for check in checks), timeout, interval=0.1)
+
+    def _lb_state(self, backend: str, server: str) -> str:
+        try:
+            return self.haproxy.runtime.server_status(backend).get(server, "")
+        except HAProxyRuntimeError:
+            return ""
 
     # ------------------------------------------------------------------ status
     def status(self) -> list[dict]:
@@ -331,6 +352,13 @@ class Lab:
                 shutil.rmtree(path)
             else:
                 path.unlink(missing_ok=True)
+
+
+def _safe(func):
+    try:
+        return func()
+    except psycopg.Error:
+        return None
 
 
 def _row(component, role, endpoint, pid, state, detail) -> dict:

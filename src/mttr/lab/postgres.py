@@ -56,6 +56,7 @@ class PostgresNode:
             "wal_keep_size = '256MB'\n"
             "hot_standby = on\n"
             "hot_standby_feedback = on\n"
+            "wal_retrieve_retry_interval = '1s'\n"
             "wal_log_hints = on\n"
             f"cluster_name = 'lab-{self.name}'\n"
         )
@@ -137,6 +138,7 @@ class PostgresNode:
         self.write_conf()
 
     def start(self) -> None:
+        self.write_conf()
         run(
             [self.tool("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start"],
             what=f"starting PostgreSQL {self.name} (log: {self.log})",
