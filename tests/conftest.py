@@ -23,7 +23,7 @@ def free_port_base() -> int:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     band = int(worker[2:]) if worker[2:].isdigit() else 0
     span = max(PORT_OFFSETS.values()) + 1
-    for _ in range(200):
+    for _attempt in range(200):
         base = 20000 + band * 8000 + random.randrange(0, 8000 - span, span)
         if not any(port_in_use(base + offset) for offset in PORT_OFFSETS.values()):
             return base

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: lab
-author: mttr.recovery contributors
+author: mttr.recovery developers (@mttr-recovery)
 version_added: 0.1.0
 short_description: Read the embedded lab's connection facts
 description:

@@ -28,7 +28,7 @@ def test_tracked_finds_its_own_process_by_cwd(sleeper, tmp_path):
 
 
 def test_pid_file_of_another_program_is_stale_and_never_signalled(sleeper, tmp_path):
-    proc, _ = sleeper
+    proc = sleeper[0]
     pidfile = tmp_path / "svc.pid"
     pidfile.write_text(f"{proc.pid}\n")
     tracked = Tracked("svc", pidfile, str(tmp_path / "elsewhere"))
