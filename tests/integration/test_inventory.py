@@ -44,12 +44,14 @@ def test_lab_inventory_without_a_lab_fails_clearly(tmp_path):
 
 
 def test_ansible_doc_lists_the_collection():
-    listing = subprocess.run([BIN / "ansible-doc", "-t", "lookup", "-l", "mttr.recovery"],
-                             capture_output=True, text=True, check=False)
+    listing = subprocess.run(
+        [BIN / "ansible-doc", "-t", "lookup", "-l", "mttr.recovery"], capture_output=True, text=True, check=False
+    )
     assert listing.returncode == 0, listing.stderr
     assert "mttr.recovery.lab" in listing.stdout
     modules = subprocess.run([BIN / "ansible-doc", "-l", "mttr.recovery"], capture_output=True, text=True, check=False)
     assert modules.returncode == 0, modules.stderr
-    doc = subprocess.run([BIN / "ansible-doc", "-t", "lookup", "mttr.recovery.lab"],
-                         capture_output=True, text=True, check=False)
+    doc = subprocess.run(
+        [BIN / "ansible-doc", "-t", "lookup", "mttr.recovery.lab"], capture_output=True, text=True, check=False
+    )
     assert doc.returncode == 0 and "MTTR_HOME" in doc.stdout, doc.stderr
