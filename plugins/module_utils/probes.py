@@ -525,3 +525,21 @@ def check(
             )
             return summary
         sleep(interval)
+
+
+def format_lines(result, width=40):
+    """A health_check result as aligned text lines: a header, one line per probe, the overall line."""
+    lines = [f"{'STATUS':<9} {'PROBE':<{width}} {'LATENCY':>10}  DETAIL"]
+    for probe in result.get("probes", []):
+        latency = "-" if probe.get("latency_ms") is None else f"{probe['latency_ms']:.1f} ms"
+        detail = probe.get("error") or ", ".join(
+            f"{k}={v}" for k, v in sorted(probe.get("details", {}).items()) if k != "stdout"
+        )
+        lines.append(f"{probe['status']:<9} {probe['name'][:width]:<{width}} {latency:>10}  {detail}")
+    p50, p95 = (result.get(key) if result.get(key) is not None else "-" for key in ("latency_p50_ms", "latency_p95_ms"))
+    counts = result.get("counts", {})
+    lines.append(
+        f"overall: {result.get('status')} ({counts.get(HEALTHY, 0)} healthy, {counts.get(DEGRADED, 0)} degraded, "
+        f"{counts.get(DOWN, 0)} down; p50 {p50} ms, p95 {p95} ms)"
+    )
+    return lines
