@@ -103,3 +103,42 @@ def fresh_lab():
     handle = started_lab()
     yield handle
     stop_lab(handle)
+
+
+REPO = Path(__file__).resolve().parents[1]
+LAB_INVENTORY = REPO / "inventories" / "lab"
+
+
+def run_playbook(
+    private_data_dir: Path,
+    home: Path,
+    playbook: Path | str,
+    extravars: dict | None = None,
+    ident: str = "run",
+    limit: str | None = None,
+    cmdline: str | None = None,
+):
+    """Run a playbook through ansible-runner against the lab inventory, as the CLI will."""
+    import ansible_runner
+
+    env = {"MTTR_HOME": str(home), "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "ANSIBLE_NOCOLOR": "1"}
+    return ansible_runner.run(
+        private_data_dir=str(private_data_dir),
+        playbook=str(playbook),
+        inventory=str(LAB_INVENTORY),
+        envvars=env,
+        extravars=extravars or {},
+        limit=limit,
+        cmdline=cmdline,
+        quiet=True,
+        ident=ident,
+    )
+
+
+def task_result(runner, task_name: str) -> dict:
+    """The registered result of the task called ``task_name`` (first ok or failed event)."""
+    for event in runner.events:
+        data = event.get("event_data", {})
+        if event["event"] in ("runner_on_ok", "runner_on_failed") and data.get("task") == task_name:
+            return data["res"]
+    raise AssertionError(f"no result for task {task_name!r}")

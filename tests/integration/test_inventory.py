@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import ansible_runner
 import pytest
+from conftest import run_playbook
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def run_playbook(tmp_path, home, playbook):
-    env = {"MTTR_HOME": str(home), "PATH": f"{BIN}:{os.environ['PATH']}", "ANSIBLE_NOCOLOR": "1"}
-    return ansible_runner.run(
-        private_data_dir=str(tmp_path),
-        playbook=str(playbook),
-        inventory=str(REPO / "inventories" / "lab"),
-        envvars=env,
-        quiet=True,
-        ident="lab-inventory",
-    )
 
 
 def test_lab_inventory_reaches_every_service(module_lab, tmp_path):
