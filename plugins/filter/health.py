@@ -36,6 +36,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+
 from ansible_collections.mttr.recovery.plugins.module_utils.probes import format_lines
 
 

@@ -50,6 +50,7 @@ _raw:
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
+
 from ansible_collections.mttr.recovery.plugins.module_utils.lab_state import (
     LabStateError,
     default_home,

@@ -139,12 +139,13 @@ def normalize(probes, defaults=None):
             raise ProbeSpecError(f"{label}: unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
         required, optional = FIELDS[kind]
         spec = dict(DEFAULTS)
-        spec.update({key: value for key, value in defaults.items() if key in COMMON or key in optional})
-        spec.update(raw)
+        # None means "not set" (as it does for the module's options), so the defaults still apply
+        spec.update({k: v for k, v in defaults.items() if v is not None and (k in COMMON or k in optional)})
+        spec.update({key: value for key, value in raw.items() if value is not None})
         if kind == "command" and isinstance(spec.get("argv"), str):
             spec["argv"] = shlex.split(spec["argv"])
         for key in required:
-            if spec.get(key) in (None, ""):
+            if spec.get(key) in (None, "", []):
                 raise ProbeSpecError(f"{label}: kind {kind} needs '{key}'")
         allowed = dict(COMMON, **required, **optional)
         for key, value in spec.items():
@@ -177,6 +178,9 @@ def normalize(probes, defaults=None):
                     re.compile(spec[key])
                 except re.error as exc:
                     raise ProbeSpecError(f"{label}: {key} is not a valid regular expression: {exc}") from None
+        if kind == "command" and spec.get("env"):
+            # the runner hands env to subprocess, which only takes strings (YAML gives ints and bools)
+            spec["env"] = {str(key): str(value) for key, value in spec["env"].items()}
         if kind == "dns" and spec.get("family", "any") not in ("any", "ipv4", "ipv6"):
             raise ProbeSpecError(f"{label}: family must be any, ipv4 or ipv6")
         spec.setdefault("name", None)
@@ -306,7 +310,9 @@ def check_postgres(spec):
             row = conn.execute(spec.get("query") or "SELECT 1").fetchone()
             value = None if row is None else row[0]
             details["value"] = _plain(value)
-            wants_replication = spec.get("report_replication") or spec.get("expect_role") or spec.get("max_lag_bytes")
+            wants_replication = (
+                spec.get("report_replication") or spec.get("expect_role") or spec.get("max_lag_bytes") is not None
+            )
             if wants_replication:
                 details.update(replication_facts(conn))
     except psycopg.Error as exc:
@@ -403,6 +409,7 @@ def run_probe(spec, run_command=None, sleep=time.sleep, clock=time.monotonic):
             sleep(delay)
             delay *= 2
         attempts += 1
+        details = {}
         started = clock()
         try:
             if spec["kind"] == "command":

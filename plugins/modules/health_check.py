@@ -309,6 +309,7 @@ deadline_reached:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.mttr.recovery.plugins.module_utils.probes import (
     DEGRADED,
     DOWN,

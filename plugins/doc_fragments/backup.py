@@ -1,0 +1,92 @@
+# Copyright: mttr.recovery contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  repository:
+    description: Where the backups live.
+    type: dict
+    required: true
+    suboptions:
+      type:
+        description: C(local) for a directory on the host, C(s3) for an S3 bucket or S3-compatible endpoint.
+        type: str
+        required: true
+        choices: [local, s3]
+      path:
+        description: (local) The repository directory. Required for C(local).
+        type: path
+      bucket:
+        description: (s3) The bucket. Required for C(s3).
+        type: str
+      prefix:
+        description: (s3) Key prefix under which backups are kept.
+        type: str
+        default: ""
+      endpoint_url:
+        description: (s3) An S3-compatible endpoint instead of AWS's own.
+        type: str
+      region:
+        description: (s3) The region. Defaults to boto3's usual configuration chain.
+        type: str
+      access_key:
+        description:
+          - (s3) Access key id.
+          - Defaults to boto3's usual credential chain (environment, profile, instance role).
+        type: str
+      secret_key:
+        description: (s3) Secret access key.
+        type: str
+      session_token:
+        description: (s3) Session token for temporary credentials.
+        type: str
+      multipart_chunk_mb:
+        description: (s3) Part size of multipart uploads and downloads, in MiB (at least 5).
+        type: int
+        default: 16
+      max_concurrency:
+        description: (s3) Parallel part transfers.
+        type: int
+        default: 8
+  kind:
+    description:
+      - C(files) backs up a directory tree as one tar archive; C(postgres) backs up one database with
+        C(pg_dump -Fc).
+    type: str
+    choices: [files, postgres]
+requirements:
+  - boto3 on the host, for S3 repositories
+  - psycopg >= 3.1 and PostgreSQL's client tools (pg_dump, pg_restore) on the host, for kind postgres
+"""
+
+    POSTGRES = r"""
+options:
+  database:
+    description: (postgres) The database. Required for O(kind=postgres).
+    type: str
+  login_host:
+    description: (postgres) Host of the PostgreSQL server.
+    type: str
+    default: 127.0.0.1
+  port:
+    description: (postgres) Port of the PostgreSQL server.
+    type: int
+    default: 5432
+  login_user:
+    description: (postgres) Role to connect as; it needs to create, rename and drop databases.
+    type: str
+  login_password:
+    description: (postgres) Password of O(login_user).
+    type: str
+  maintenance_db:
+    description: (postgres) Database to connect to for creating, renaming and dropping databases.
+    type: str
+    default: postgres
+  pg_bin:
+    description: (postgres) Directory of pg_dump and pg_restore. Defaults to the PATH.
+    type: path
+"""

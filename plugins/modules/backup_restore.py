@@ -1,0 +1,209 @@
+#!/usr/bin/python
+# Copyright: mttr.recovery contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: backup_restore
+short_description: Restore a verified backup safely, or roll a restore back
+version_added: 0.1.0
+author: mttr.recovery developers (@mttr-recovery)
+description:
+  - Selects a backup by id, the latest, or the latest created before a time, and refuses one whose
+    manifest is missing or whose artifact does not match the manifest's size and sha256. The
+    checksum is computed while the backup streams in, not by a second read.
+  - C(files) extracts into a staging directory beside the target (refusing absolute paths, C(..),
+    links leaving the tree and special files) and swaps it in with one atomic exchange; the previous
+    tree is kept as the pre-restore safety copy.
+  - C(postgres) restores with C(pg_restore -j) into a new staging database, then, in one
+    transaction after terminating the target's sessions, renames the target to its safety copy and
+    the staging database to the target.
+  - An interrupted restore (the process killed at any point) leaves the target wholly old or wholly
+    new; the next run finishes or discards it and says so in RV(recovered).
+  - O(state=rolled_back) undoes the last restore of the target by putting its safety copy back; the
+    undone state is kept too.
+  - Restoring the backup the target already holds (recorded beside the directory, or as the
+    database's comment) changes nothing unless O(force=true).
+extends_documentation_fragment:
+  - mttr.recovery.backup
+  - mttr.recovery.backup.postgres
+options:
+  kind:
+    required: true
+  state:
+    description: C(restored) restores a backup; C(rolled_back) undoes the last restore.
+    type: str
+    choices: [restored, rolled_back]
+    default: restored
+  path:
+    description: (files) The directory to restore. Required for O(kind=files).
+    type: path
+  backup:
+    description: The backup id, or C(latest).
+    type: str
+    default: latest
+  latest_before:
+    description: Restore the latest backup created strictly before this time (ISO 8601, UTC when no offset is given).
+    type: str
+  source_name:
+    description: Only consider backups of this source (see M(mttr.recovery.backup)).
+    type: str
+  force:
+    description: Restore even when the target already holds the selected backup.
+    type: bool
+    default: false
+  jobs:
+    description: (postgres) Parallel jobs of C(pg_restore).
+    type: int
+    default: 2
+  tmp_dir:
+    description: (postgres, S3) Where the dump is downloaded. Defaults to the system's temporary directory.
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Reports which backup would be restored and what would be replaced; reads manifests only.
+  diff_mode:
+    support: full
+    description: Before and after name the backup the target holds.
+"""
+
+EXAMPLES = r"""
+- name: Restore the orders database from the latest backup in S3
+  mttr.recovery.backup_restore:
+    kind: postgres
+    database: orders
+    login_user: mttr
+    login_password: "{{ pg_password }}"
+    pg_bin: /usr/lib/postgresql/15/bin
+    jobs: 4
+    repository:
+      type: s3
+      bucket: prod-mttr-backups
+  register: __restore
+
+- name: Restore uploads as they were before the bad deploy
+  mttr.recovery.backup_restore:
+    kind: files
+    path: /srv/checkout/shared/uploads
+    latest_before: "2026-11-23T09:00:00Z"
+    repository:
+      type: local
+      path: /var/backups/mttr
+
+- name: Undo that restore
+  mttr.recovery.backup_restore:
+    kind: files
+    path: /srv/checkout/shared/uploads
+    state: rolled_back
+    repository:
+      type: local
+      path: /var/backups/mttr
+"""
+
+RETURN = r"""
+backup_id:
+  description: The backup restored (or that would be).
+  returned: when O(state=restored)
+  type: str
+  sample: 20261123T120102Z-postgres-3f9a01
+backup_created:
+  description: When that backup was taken.
+  returned: when O(state=restored)
+  type: str
+target:
+  description: The directory or database restored.
+  returned: always
+  type: str
+safety_copy:
+  description:
+    - Where the pre-restore state is kept (a directory beside the target, or a database name).
+    - Null when there was nothing to keep.
+  returned: when O(state=restored)
+  type: str
+  sample: orders__pre_restore_20261123120301
+undone_copy:
+  description: Where the undone restored state is kept after a roll back.
+  returned: when O(state=rolled_back)
+  type: str
+bytes:
+  description: Bytes of backup streamed and verified.
+  returned: when O(state=restored)
+  type: int
+verification:
+  description: C(sha256) (verified while streaming), C(manifest) (check mode) or C(skipped) (nothing to do).
+  returned: when O(state=restored)
+  type: str
+duration_s:
+  description: Seconds the restore took.
+  returned: when something was restored
+  type: float
+recovered:
+  description: What was done about an earlier, interrupted restore of the same target.
+  returned: when something was restored or rolled back
+  type: list
+  elements: str
+"""
+
+from ansible_collections.mttr.recovery.plugins.module_utils.backup_common import (
+    BACKUP_ERRORS,
+    BackupModule,
+    postgres_spec,
+)
+from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import restore, roll_back
+
+
+def main():
+    spec = {
+        "state": {"type": "str", "choices": ["restored", "rolled_back"], "default": "restored"},
+        "path": {"type": "path"},
+        "backup": {"type": "str", "default": "latest"},
+        "latest_before": {"type": "str"},
+        "source_name": {"type": "str"},
+        "force": {"type": "bool", "default": False},
+        "jobs": {"type": "int", "default": 2},
+        "tmp_dir": {"type": "path"},
+    }
+    spec.update(postgres_spec())
+    spec["kind"] = {"type": "str", "choices": ["files", "postgres"], "required": True}
+    module = BackupModule(
+        argument_spec=spec,
+        supports_check_mode=True,
+        required_if=[("kind", "files", ("path",)), ("kind", "postgres", ("database",))],
+        mutually_exclusive=[("backup", "latest_before")],
+    )
+    params = module.params
+    if params["jobs"] < 1:
+        module.fail_json(msg=f"jobs must be at least 1, got {params['jobs']}")
+    backup = params["backup"]
+    if params["latest_before"] and backup == "latest":
+        backup = None
+    try:
+        target = module.postgres_target() if params["kind"] == "postgres" else None
+        if params["state"] == "rolled_back":
+            result = roll_back(params["kind"], check_mode=module.check_mode, path=params["path"], target=target)
+        else:
+            result = restore(
+                module.repository(),
+                params["kind"],
+                check_mode=module.check_mode,
+                run=module.run,
+                backup=backup,
+                latest_before=params["latest_before"],
+                source_name=params["source_name"],
+                path=params["path"],
+                target=target,
+                force=params["force"],
+                jobs=params["jobs"],
+                tmp_dir=params["tmp_dir"],
+            )
+    except BACKUP_ERRORS as exc:
+        module.fail_backup(exc)
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
