@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from conftest import REPO, run_playbook, task_result
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import free_port_base, run_mttr, started_lab, stop_lab
 
+from conftest import free_port_base, run_mttr, started_lab, stop_lab
 from mttr.lab.process import pid_alive
 
 pytestmark = pytest.mark.integration

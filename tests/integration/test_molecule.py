@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from conftest import REPO, VENV_BIN, free_port_base, make_home
 
 pytestmark = pytest.mark.integration

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 import psycopg
+
 from ansible_collections.mttr.recovery.plugins.module_utils.haproxy_runtime import HAProxyRuntimeError
 
 from . import config as labconfig

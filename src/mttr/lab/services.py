@@ -13,6 +13,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 import jinja2
+
 from ansible_collections.mttr.recovery.plugins.module_utils.haproxy_runtime import HAProxyRuntime, HAProxyRuntimeError
 
 from .config import LabConfig, find_haproxy

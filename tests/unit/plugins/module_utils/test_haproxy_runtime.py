@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import pytest
+
 from ansible_collections.mttr.recovery.plugins.module_utils.haproxy_runtime import HAProxyRuntime, HAProxyRuntimeError
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"

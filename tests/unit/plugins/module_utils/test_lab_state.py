@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from ansible_collections.mttr.recovery.plugins.module_utils.lab_state import (
     LabStateError,
     default_home,
