@@ -61,6 +61,34 @@ def postgres_spec():
     }
 
 
+def make_repository(options):
+    """A repository from the ``repository`` option's values (also used by the backup lookup)."""
+    if options.get("type") == "local":
+        if not options.get("path"):
+            raise BackupError("a local repository needs path")
+        return LocalRepository(options["path"])
+    if options.get("type") != "s3":
+        raise BackupError(f"repository type must be local or s3, got {options.get('type')!r}")
+    if not options.get("bucket"):
+        raise BackupError("an s3 repository needs bucket")
+    if not HAS_BOTO3:
+        raise BackupError("S3 repositories need boto3 (pip install boto3)")
+    client = boto3.client(
+        "s3",
+        endpoint_url=options.get("endpoint_url") or None,
+        region_name=options.get("region") or None,
+        aws_access_key_id=options.get("access_key") or None,
+        aws_secret_access_key=options.get("secret_key") or None,
+        aws_session_token=options.get("session_token") or None,
+        config=botocore.config.Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5),
+    )
+    chunk = max(5, int(options.get("multipart_chunk_mb") or 16)) * 1024 * 1024
+    transfer = TransferConfig(
+        multipart_threshold=chunk, multipart_chunksize=chunk, max_concurrency=int(options.get("max_concurrency") or 8)
+    )
+    return S3Repository(client, options["bucket"], options.get("prefix") or "", transfer)
+
+
 class BackupModule(AnsibleModule):
     """AnsibleModule with the repository and target factories and one way to fail on backup errors."""
 
@@ -76,25 +104,9 @@ class BackupModule(AnsibleModule):
         return self.run_command(argv)
 
     def repository(self):
-        options = self.params["repository"]
-        if options["type"] == "local":
-            return LocalRepository(options["path"])
-        if not HAS_BOTO3:
+        if self.params["repository"]["type"] == "s3" and not HAS_BOTO3:
             self.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
-        client = boto3.client(
-            "s3",
-            endpoint_url=options.get("endpoint_url") or None,
-            region_name=options.get("region") or None,
-            aws_access_key_id=options.get("access_key") or None,
-            aws_secret_access_key=options.get("secret_key") or None,
-            aws_session_token=options.get("session_token") or None,
-            config=botocore.config.Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5),
-        )
-        chunk = max(5, options["multipart_chunk_mb"]) * 1024 * 1024
-        transfer = TransferConfig(
-            multipart_threshold=chunk, multipart_chunksize=chunk, max_concurrency=options["max_concurrency"]
-        )
-        return S3Repository(client, options["bucket"], options.get("prefix") or "", transfer)
+        return make_repository(self.params["repository"])
 
     def postgres_target(self):
         if load_psycopg() is None:
