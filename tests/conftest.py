@@ -121,6 +121,7 @@ def run_playbook(
     """Run a playbook through ansible-runner against the lab inventory, as the CLI will."""
     import ansible_runner
 
+    Path(private_data_dir).mkdir(parents=True, exist_ok=True)
     env = {"MTTR_HOME": str(home), "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "ANSIBLE_NOCOLOR": "1"}
     return ansible_runner.run(
         private_data_dir=str(private_data_dir),

@@ -1,0 +1,296 @@
+"""Real local servers for the probe tests: HTTP(S) on 127.0.0.1, a silent TCP listener, a refused port, PostgreSQL.
+
+Shared by ``test_probes.py`` (the engine) and ``test_health_check.py`` (the module). Deliberately not a
+``conftest.py``: ``tests/conftest.py`` is imported as the top-level module ``conftest`` by other tests, and a
+second, package-less ``conftest.py`` would replace it in ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+JSON_DOC = {"status": "ok", "version": 3, "items": [{"id": 7}, {"id": 9}], "checks": {"db": True}}
+
+
+def free_port() -> int:
+    """A port nothing listens on: bind to port 0, note the port, close."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Routes: /ok, /status/<code>, /json, /text, /slow/<ms>, /work, /script/<key>, /ready, /echo."""
+
+    server: TargetServer
+
+    def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+        pass
+
+    def reply(self, code: int, body: str | bytes = b"", content_type: str = "text/plain") -> None:
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def route(self) -> None:
+        path = urlsplit(self.path).path
+        parts = path.strip("/").split("/")
+        server = self.server
+        with server.lock:
+            server.hits[path] += 1
+        if path == "/ok":
+            self.reply(200, "all good")
+        elif parts[0] == "status":
+            self.reply(int(parts[1]), f"status {parts[1]}")
+        elif path == "/json":
+            self.reply(200, json.dumps(JSON_DOC), "application/json")
+        elif path == "/text":
+            self.reply(200, "plain words, not JSON")
+        elif parts[0] == "slow":
+            time.sleep(int(parts[1]) / 1000)
+            self.reply(200, "slow but fine")
+        elif path == "/work":
+            with server.lock:
+                server.active += 1
+                server.max_active = max(server.max_active, server.active)
+            time.sleep(0.2)
+            with server.lock:  # before replying, so the client's next request cannot overlap this one
+                server.active -= 1
+            self.reply(200, "worked")
+        elif parts[0] == "script":
+            with server.lock:
+                codes = server.scripts[parts[1]]
+                code = codes.pop(0) if len(codes) > 1 else codes[0]
+            self.reply(code, f"scripted {code}")
+        elif path == "/ready":
+            ready = time.monotonic() >= server.ready_at
+            self.reply(200 if ready else 503, "ready" if ready else "starting")
+        elif path == "/echo":
+            length = int(self.headers.get("Content-Length") or 0)
+            doc = {
+                "method": self.command,
+                "query": urlsplit(self.path).query,
+                "token": self.headers.get("X-Token"),
+                "body": self.rfile.read(length).decode(),
+            }
+            self.reply(200, json.dumps(doc), "application/json")
+        else:
+            self.reply(404, "no such page")
+
+    do_GET = do_POST = do_PUT = route
+
+
+class TargetServer(ThreadingHTTPServer):
+    """A threaded HTTP (or HTTPS) server on 127.0.0.1 that counts what it serves."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, tls: ssl.SSLContext | None = None):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.lock = threading.Lock()
+        self.active = 0
+        self.max_active = 0
+        self.hits: Counter[str] = Counter()
+        self.scripts: dict[str, list[int]] = {}
+        self.ready_at = 0.0
+        self.scheme = "https" if tls else "http"
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+        self.port = self.server_address[1]
+        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str = "/ok", host: str = "127.0.0.1") -> str:
+        return f"{self.scheme}://{host}:{self.port}{path}"
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class SilentListener:
+    """A TCP socket that listens but never accepts: connections complete, nothing is ever answered."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class SelfSignedCert:
+    """A self-signed certificate for 127.0.0.1 and localhost, usable as its own CA bundle."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="probe-tls-"))
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mttr probe test")])
+        now = datetime.datetime.now(datetime.UTC)
+        ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(ski, critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        self.cert_path = self.dir / "cert.pem"
+        self.key_path = self.dir / "key.pem"
+        self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_path, self.key_path)
+        return context
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Postgres:
+    """A throwaway PostgreSQL 15 server on 127.0.0.1, run as ``postgres``, with a password-authenticated superuser."""
+
+    def __init__(self, user: str = "mttr", password: str = "pr0be-S3cret!pw"):
+        self.user = user
+        self.password = password
+        # pytest's tmp_path is 0700 under root: the postgres user could not reach it
+        self.root = Path(tempfile.mkdtemp(prefix="probe-pg-", dir="/tmp"))
+        self.root.chmod(0o755)
+        shutil.chown(self.root, "postgres", "postgres")
+        self.data = self.root / "data"
+        pwfile = self.root / "pwfile"
+        pwfile.write_text(password + "\n")
+        shutil.chown(pwfile, "postgres", "postgres")
+        self.port = 0
+        try:
+            self._as_postgres(
+                PG_BIN / "initdb", "-D", self.data, "-U", user, f"--pwfile={pwfile}", "-A", "scram-sha-256",
+                "-N", "--no-instructions", "-E", "UTF8", "--locale=C",
+            )  # fmt: skip
+            pwfile.unlink()
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _as_postgres(self, *argv) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [str(arg) for arg in argv],
+            user="postgres",
+            group="postgres",
+            extra_groups=[],
+            cwd=self.root,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if result.returncode:
+            log = self.root / "server.log"
+            raise RuntimeError(
+                f"{argv[0]} failed ({result.returncode}): {result.stdout}{result.stderr}"
+                + (log.read_text() if log.exists() else "")
+            )
+        return result
+
+    def _start(self) -> None:
+        for attempt in range(3):  # another process may grab the free port before the server binds it
+            self.port = free_port()
+            options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+            try:
+                self._as_postgres(
+                    PG_BIN / "pg_ctl", "-D", self.data, "-l", self.root / "server.log", "-w", "-t", "30",
+                    "-o", options, "start",
+                )  # fmt: skip
+                return
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+
+    def probe(self, **fields) -> dict:
+        """A postgres probe definition for this server (fields override)."""
+        spec = {"kind": "postgres", "host": "127.0.0.1", "port": self.port, "user": self.user}
+        spec["password"] = self.password
+        spec.update(fields)
+        return spec
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            subprocess.run(
+                [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+                user="postgres",
+                group="postgres",
+                extra_groups=[],
+                cwd=self.root,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def subprocess_runner(argv, env):
+    """A real ``run_command(argv, env) -> (rc, stdout, stderr)`` for command probes."""
+    result = subprocess.run(
+        argv, env=dict(os.environ, **(env or {})), capture_output=True, text=True, timeout=30, check=False
+    )
+    return result.returncode, result.stdout, result.stderr
