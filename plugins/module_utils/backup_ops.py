@@ -182,12 +182,13 @@ def restore(
     clock = time.monotonic()
     manifest = select_backup(repository, kind=kind, source=source_name, backup_id=backup, latest_before=latest_before)
     artifact = manifest["artifacts"][0]
+    place = DirectoryTarget(path) if kind == "files" else target
+    # finish or undo an interrupted restore first: the state to compare with is the one it leaves
+    recovered = [] if check_mode else place.recover()
     if kind == "files":
-        place = DirectoryTarget(path)
         where, current = place.path, place.state()
         exists = os.path.lexists(place.path)
     else:
-        place = target
         where, current = f"database {target.database}", target.state()
         exists = target.exists()
     before = {
@@ -205,12 +206,13 @@ def restore(
     if before["backup_id"] == manifest["id"] and not force:
         return dict(
             result,
-            changed=False,
-            msg=f"{where} already holds backup {manifest['id']}",
-            safety_copy=None,
+            changed=bool(recovered),
+            msg=f"{where} already holds backup {manifest['id']}"
+            + (" (an interrupted restore of it was finished)" if recovered else ""),
+            safety_copy=current.get("safety_copy") if recovered else None,
             bytes=0,
             verification="skipped",
-            recovered=[],
+            recovered=recovered,
         )
     if check_mode:
         if not manifest["artifacts"] or not repository.exists(manifest["id"], artifact["name"]):
@@ -226,13 +228,15 @@ def restore(
             + (" (the current state would be kept as a safety copy)" if exists else ""),
         )
 
-    recovered = place.recover()
     if kind == "files":
         os.makedirs(place.parent, exist_ok=True)
         staging = place.sibling("staging", manifest["id"])
         os.mkdir(staging, 0o700)
         try:
-            stream = repository.open_artifact(manifest["id"], artifact["name"])
+            try:
+                stream = repository.open_artifact(manifest["id"], artifact["name"])
+            except FileNotFoundError:
+                raise BackupError(f"backup {manifest['id']}: artifact {artifact['name']} is missing") from None
             try:
                 size, _members = extract_verified(
                     stream, artifact, manifest["id"], staging, artifact.get("compression", "gzip")
@@ -249,12 +253,15 @@ def restore(
         names = target.names(manifest["id"])
         workdir = tempfile.mkdtemp(prefix="mttr-restore-", dir=tmp_dir)
         try:
-            if isinstance(repository, LocalRepository):
-                dump = repository.artifact_path(manifest["id"], artifact["name"])
-                size = target.verify_in_place(dump, artifact, manifest["id"])
-            else:
-                dump = os.path.join(workdir, artifact["name"])
-                size = target.fetch_verified(repository, manifest, artifact, dump)
+            try:
+                if isinstance(repository, LocalRepository):
+                    dump = repository.artifact_path(manifest["id"], artifact["name"])
+                    size = target.verify_in_place(dump, artifact, manifest["id"])
+                else:
+                    dump = os.path.join(workdir, artifact["name"])
+                    size = target.fetch_verified(repository, manifest, artifact, dump)
+            except FileNotFoundError:
+                raise BackupError(f"backup {manifest['id']}: artifact {artifact['name']} is missing") from None
             target.restore_into_staging(run, dump, names["staging"], jobs)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -276,9 +283,17 @@ def roll_back(kind, check_mode=False, path=None, target=None):
     """Undo the last restore of a target: put its pre-restore safety copy back."""
     place = DirectoryTarget(path) if kind == "files" else target
     where = place.path if kind == "files" else f"database {target.database}"
+    # an interrupted restore is finished (or undone) first, so the restore rolled back is the last one
+    recovered = [] if check_mode else place.recover()
     state = place.state()
     if not state or state.get("rolled_back"):
-        return {"changed": False, "target": where, "msg": f"{where} has no restore to roll back", "undone_copy": None}
+        return {
+            "changed": bool(recovered),
+            "target": where,
+            "msg": f"{where} has no restore to roll back",
+            "undone_copy": None,
+            "recovered": recovered,
+        }
     safety = state.get("safety_copy")
     diff = {
         "before": {"target": where, "backup_id": state.get("backup_id")},
@@ -292,7 +307,6 @@ def roll_back(kind, check_mode=False, path=None, target=None):
             "undone_copy": None,
             "msg": f"would put the safety copy {safety} back at {where}",
         }
-    recovered = place.recover()
     undone = place.roll_back()
     return {
         "changed": True,

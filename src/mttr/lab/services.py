@@ -15,6 +15,7 @@ import botocore.exceptions
 import jinja2
 
 from ansible_collections.mttr.recovery.plugins.module_utils.haproxy_runtime import HAProxyRuntime, HAProxyRuntimeError
+from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_release import ReleaseProvider
 
 from .config import LabConfig, find_haproxy
 from .process import LabError, Tracked, run, start_and_wait, wait_for
@@ -150,10 +151,8 @@ class App:
         return release
 
     def switch(self, version: str) -> None:
-        link_tmp = self.root / ".current.tmp"
-        link_tmp.unlink(missing_ok=True)
-        link_tmp.symlink_to(Path("releases") / version)
-        os.replace(link_tmp, self.current)
+        """Point ``current`` at ``version`` atomically, recorded the way the rollback engine reads it."""
+        ReleaseProvider(str(self.releases), str(self.current)).activate(version, action="deploy")
 
     def answers(self) -> bool:
         return http_get(self.cfg.state["app"]["url"] + "/version", timeout=1)[0] is not None
