@@ -166,9 +166,17 @@ class PostgresTarget:
         base = self.database[: 63 - len(STAGING_INFIX) - 16]
         return {
             "staging": f"{base}{STAGING_INFIX}{short}",
-            "safety": f"{base}__pre_restore_{stamp}",
-            "undone": f"{base}__undone_{stamp}",
+            "safety": self._unused(f"{base}__pre_restore_{stamp}"),
+            "undone": self._unused(f"{base}__undone_{stamp}"),
         }
+
+    def _unused(self, name):
+        """``name``, or ``name_2``, ``name_3``… when a database has it (two restores within one second)."""
+        candidate, number = name, 1
+        while self.exists(candidate):
+            number += 1
+            candidate = f"{name}_{number}"
+        return candidate
 
     def restore_into_staging(self, run, dump_path, staging, jobs):
         sql = self.psycopg.sql

@@ -1,0 +1,244 @@
+#!/usr/bin/python
+# Copyright: mttr.recovery contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: failover
+short_description: Fail over PostgreSQL (fence, promote, prove a write) or switch HAProxy traffic
+version_added: 0.1.0
+author: mttr.recovery developers (@mttr-recovery)
+description:
+  - C(postgres) - checks the candidate is a standby within O(max_lag_bytes) of the old primary
+    (refused otherwise unless O(force=true)), fences the old primary first (read-only and sessions
+    terminated when it answers; C(standby.signal) and a C(primary_conninfo) to the new primary in
+    its data directory, so it can only ever come back as a standby; then stopped), promotes the
+    candidate with C(pg_promote()), and proves the new primary takes writes. When the old primary
+    can be neither reached nor its data directory written, promotion still proceeds and
+    RV(fence.pending) is true.
+  - C(haproxy) - through the runtime API, readies the new server, puts the old one in maintenance,
+    shuts its sessions, and waits until HAProxy reports the new server C(UP).
+  - Failing over to what is already active changes nothing.
+options:
+  provider:
+    description: What to fail over.
+    type: str
+    required: true
+    choices: [postgres, haproxy]
+  old:
+    description: The failed (or current) primary or server.
+    type: dict
+    required: true
+    suboptions:
+      name:
+        description: Its name (the HAProxy server name for C(haproxy)).
+        type: str
+        required: true
+      host:
+        description: (postgres) Host.
+        type: str
+        default: 127.0.0.1
+      port:
+        description: (postgres) Port.
+        type: int
+        default: 5432
+      data_dir:
+        description: (postgres) Its data directory, when reachable from this host (for fencing).
+        type: path
+  new:
+    description: The standby to promote, or the server to send traffic to.
+    type: dict
+    required: true
+    suboptions:
+      name:
+        description: Its name (the HAProxy server name for C(haproxy)).
+        type: str
+        required: true
+      host:
+        description: (postgres) Host.
+        type: str
+        default: 127.0.0.1
+      port:
+        description: (postgres) Port.
+        type: int
+        default: 5432
+      data_dir:
+        description: (postgres) Its data directory (unused; for symmetry).
+        type: path
+  login_user:
+    description: (postgres) Superuser to connect as.
+    type: str
+  login_password:
+    description: (postgres) Its password.
+    type: str
+  pg_bin:
+    description: (postgres) Directory of pg_ctl, to stop a fenced primary.
+    type: path
+  os_user:
+    description: (postgres) The operating system user PostgreSQL runs as (owner of the data directory).
+    type: str
+  max_lag_bytes:
+    description: (postgres) Refuse to promote a standby further behind than this.
+    type: int
+    default: 16777216
+  force:
+    description: (postgres) Promote even when the standby lags more than O(max_lag_bytes).
+    type: bool
+    default: false
+  admin_socket:
+    description: (haproxy) Path of the runtime API socket.
+    type: path
+  backend:
+    description: (haproxy) The backend whose servers are switched.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Runs the pre-checks and reports the plan; changes nothing.
+  diff_mode:
+    support: full
+    description: (haproxy) Before and after name the servers taking traffic.
+requirements:
+  - psycopg >= 3.1 on the host, for the postgres provider
+"""
+
+EXAMPLES = r"""
+- name: Promote the standby; fence the old primary
+  mttr.recovery.failover:
+    provider: postgres
+    old: {name: pg1, host: 10.0.0.11, port: 5432, data_dir: /var/lib/postgresql/15/main}
+    new: {name: pg2, host: 10.0.0.12, port: 5432}
+    login_user: mttr
+    login_password: "{{ pg_password }}"
+    pg_bin: /usr/lib/postgresql/15/bin
+    os_user: postgres
+
+- name: Send writes to the new primary
+  mttr.recovery.failover:
+    provider: haproxy
+    admin_socket: /run/haproxy/admin.sock
+    backend: db_primary
+    old: {name: pg1}
+    new: {name: pg2}
+"""
+
+RETURN = r"""
+previous_primary:
+  description: (postgres) The old primary (null when nothing changed).
+  returned: success
+  type: str
+new_primary:
+  description: (postgres) The new primary.
+  returned: success
+  type: str
+fence:
+  description: (postgres) What was done to the old primary, and whether fencing is still pending.
+  returned: when a failover ran
+  type: dict
+  contains:
+    node:
+      description: The old primary.
+      type: str
+    actions:
+      description: What was done to it.
+      type: list
+      elements: str
+    pending:
+      description: True when nothing could be done to it; it must be fenced before it can start again.
+      type: bool
+  sample: {"node": "pg1", "actions": ["standby.signal written (it can only come back as a standby)"], "pending": false}
+timings:
+  description: Seconds per step (fence_s, promote_s, promote_to_first_write_s, total_s; switch_s, until_up_s).
+  returned: when something changed
+  type: dict
+lag_bytes:
+  description: (postgres) How far the candidate was behind when it was promoted.
+  returned: when a failover ran or was planned
+  type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.mttr.recovery.plugins.module_utils.failover import (
+    FailoverError,
+    HAProxySwitch,
+    PgNode,
+    PostgresFailover,
+    _psycopg,
+)
+
+NODE = {
+    "type": "dict",
+    "required": True,
+    "options": {
+        "name": {"type": "str", "required": True},
+        "host": {"type": "str", "default": "127.0.0.1"},
+        "port": {"type": "int", "default": 5432},
+        "data_dir": {"type": "path"},
+    },
+}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "provider": {"type": "str", "required": True, "choices": ["postgres", "haproxy"]},
+            "old": NODE,
+            "new": NODE,
+            "login_user": {"type": "str"},
+            "login_password": {"type": "str", "no_log": True},
+            "pg_bin": {"type": "path"},
+            "os_user": {"type": "str"},
+            "max_lag_bytes": {"type": "int", "default": 16 * 1024 * 1024},
+            "force": {"type": "bool", "default": False},
+            "admin_socket": {"type": "path"},
+            "backend": {"type": "str"},
+        },
+        required_if=[("provider", "haproxy", ("admin_socket", "backend"))],
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["old"]["name"] == params["new"]["name"]:
+        module.fail_json(msg="old and new name the same node")
+
+    def run(argv, env):
+        return module.run_command(argv, environ_update=env or {})
+
+    try:
+        if params["provider"] == "haproxy":
+            result = HAProxySwitch(
+                params["admin_socket"], params["backend"], params["old"]["name"], params["new"]["name"]
+            ).switch(check_mode=module.check_mode)
+        else:
+            if _psycopg() is None:
+                module.fail_json(msg=missing_required_lib("psycopg"))
+            nodes = [
+                PgNode(
+                    spec["name"],
+                    spec["host"],
+                    spec["port"],
+                    params["login_user"],
+                    params["login_password"],
+                    data_dir=spec.get("data_dir"),
+                )
+                for spec in (params["old"], params["new"])
+            ]
+            result = PostgresFailover(
+                nodes[0],
+                nodes[1],
+                run=run,
+                pg_bin=params["pg_bin"],
+                os_user=params["os_user"],
+                max_lag_bytes=params["max_lag_bytes"],
+                force=params["force"],
+            ).failover(check_mode=module.check_mode)
+    except FailoverError as exc:
+        module.fail_json(msg=str(exc))
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
