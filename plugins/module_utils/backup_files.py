@@ -106,10 +106,20 @@ def extract_verified(stream, artifact, backup_id, staging, compression):
         # tarfile's default buffer: with a 1 MiB one every 512-byte header read copies the rest of the
         # decompressed buffer, and a restore of many small files takes seconds instead of a fraction
         with tarfile.open(fileobj=reader, mode=mode) as tar:
+            directories = []
             for member in tar:
                 check_member(member, staging)
-                tar.extract(member, staging, **extract_kwargs)
+                # a directory's owner, mode and time are set last (as extractall does): a read-only one
+                # must still receive its files
+                tar.extract(member, staging, set_attrs=not member.isdir(), **extract_kwargs)
+                if member.isdir():
+                    directories.append(member)
                 members += 1
+            for member in sorted(directories, key=lambda m: m.name, reverse=True):
+                path = os.path.join(staging, member.name)
+                tar.chown(member, path, False)
+                tar.utime(member, path)
+                tar.chmod(member, path)
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         reader.drain()
         if reader.size != artifact["size"] or reader.sha256.hexdigest() != artifact["sha256"]:

@@ -323,3 +323,51 @@ class HAProxySwitch:
             "timings": {"switch_s": round(switched, 4), "until_up_s": round(time.monotonic() - started, 4)},
             "msg": f"{self.backend}: traffic moved from {self.old} to {self.new}",
         }
+
+
+def rejoin(old, new, run, pg_bin=None, os_user=None, check_mode=False):
+    """Turn a fenced old primary into a standby of the new one: stop it, pg_rewind, standby.signal.
+
+    Starting it again is left to the caller (a service manager, or the lab), which knows how the
+    node is started; the caller then checks it streams.
+    """
+    if not old.data_dir or not os.path.isdir(old.data_dir):
+        raise FailoverError(f"rejoin needs {old.name}'s data directory on this host (data_dir)")
+    state = old.probe()
+    if state.get("reachable") and state.get("in_recovery"):
+        with old.connect() as conn:
+            row = conn.execute("SELECT status FROM pg_stat_wal_receiver").fetchone()
+        if row and row[0] == "streaming":
+            return {"changed": False, "msg": f"{old.name} already streams as a standby"}
+    new_state = new.probe()
+    if not new_state.get("reachable") or new_state.get("in_recovery"):
+        raise FailoverError(f"{new.name} is not a reachable primary: nothing to rejoin to")
+    if check_mode:
+        return {"changed": True, "msg": f"would stop {old.name}, pg_rewind it from {new.name} and make it a standby"}
+    failover = PostgresFailover(old, new, run=run, pg_bin=pg_bin, os_user=os_user)
+    if state.get("reachable") or os.path.exists(os.path.join(old.data_dir, "postmaster.pid")):
+        failover.stop_old()
+    tool = os.path.join(pg_bin, "pg_rewind") if pg_bin else "pg_rewind"
+    source = " ".join(part for part in new.conninfo().split() if not part.startswith("application_name"))
+    argv = [tool, "--target-pgdata", old.data_dir, "--source-server", f"{source} dbname=postgres"]
+    if os_user and os.geteuid() == 0:
+        argv = ["runuser", "-u", os_user, "--", *argv]
+    # pg_rewind finishes crash recovery in single-user mode, which refuses standby.signal: lift it
+    # for the rewind only (the node is stopped) and put it back whatever happens.
+    signal = os.path.join(old.data_dir, "standby.signal")
+    if os.path.exists(signal):
+        os.unlink(signal)
+    try:
+        rc, out, err = run(argv, None)
+    finally:
+        failover.write_standby_signal()
+    if rc != 0:
+        lines = [line for line in (err or out).strip().splitlines() if "error" in line.lower()] or [str(rc)]
+        raise FailoverError(
+            f"pg_rewind of {old.name} from {new.name} failed: {lines[0]}; rebuild it with a fresh base backup instead"
+        )
+    return {
+        "changed": True,
+        "rewound": "no rewind required" not in (out + err),
+        "msg": f"{old.name} was rewound from {new.name} and will start as its standby",
+    }

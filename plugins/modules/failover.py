@@ -20,7 +20,17 @@ description:
   - C(haproxy) - through the runtime API, readies the new server, puts the old one in maintenance,
     shuts its sessions, and waits until HAProxy reports the new server C(UP).
   - Failing over to what is already active changes nothing.
+  - O(action=rejoin) (postgres) turns the fenced old primary O(old) into a standby of O(new) - stops it,
+    runs C(pg_rewind) from the new primary and writes C(standby.signal) - so redundancy can be restored;
+    starting it is left to the caller.
 options:
+  action:
+    description:
+      - C(failover) moves the primary role or the traffic.
+      - C(rejoin) (postgres) makes O(old) a standby of O(new).
+    type: str
+    choices: [failover, rejoin]
+    default: failover
   provider:
     description: What to fail over.
     type: str
@@ -166,6 +176,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.failover import (
     PgNode,
     PostgresFailover,
     _psycopg,
+    rejoin,
 )
 
 NODE = {
@@ -184,6 +195,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "provider": {"type": "str", "required": True, "choices": ["postgres", "haproxy"]},
+            "action": {"type": "str", "choices": ["failover", "rejoin"], "default": "failover"},
             "old": NODE,
             "new": NODE,
             "login_user": {"type": "str"},
@@ -224,6 +236,16 @@ def main():
                 )
                 for spec in (params["old"], params["new"])
             ]
+            if params["action"] == "rejoin":
+                result = rejoin(
+                    nodes[0],
+                    nodes[1],
+                    run,
+                    pg_bin=params["pg_bin"],
+                    os_user=params["os_user"],
+                    check_mode=module.check_mode,
+                )
+                module.exit_json(**result)
             result = PostgresFailover(
                 nodes[0],
                 nodes[1],

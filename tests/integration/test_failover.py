@@ -93,6 +93,12 @@ def test_primary_down_failover_playbook(fresh_lab, tmp_path):
     with connect(state, state["ports"]["pg1"]) as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         conn.execute("INSERT INTO orders (customer, amount_cents) VALUES ('split-brain', 1)")
 
+    # and the rejoin path makes it a streaming standby again: full redundancy
+    rejoin = run_playbook(tmp_path / "rejoin", fresh_lab.home, FAILOVER, {"failover_rejoin": True}, ident="rejoin")
+    assert rejoin.status == "successful", rejoin.stdout.read()
+    assert lab.nodes["pg1"].replication()["receiver"] == "streaming"
+    assert lab.nodes["pg2"].in_recovery() is False
+
 
 def test_split_brain_never_happens_over_repeated_failovers(fresh_lab):
     lab = fresh_lab.lab

@@ -218,7 +218,8 @@ class PostgresNode:
             if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
                 row = conn.execute("SELECT status, sender_port FROM pg_stat_wal_receiver").fetchone()
                 lag = conn.execute(
-                    "SELECT COALESCE(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)"
+                    "SELECT GREATEST(0, COALESCE("
+                    "pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0))"
                 ).fetchone()[0]
                 return {
                     "role": "standby",
