@@ -129,7 +129,7 @@ class PostgresTarget:
         done = []
         with self.connect() as conn:
             rows = conn.execute(
-                "SELECT datname FROM pg_database WHERE datname LIKE %s", (self.database + STAGING_INFIX + "%",)
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (self.base_name() + STAGING_INFIX,)
             ).fetchall()
             for (name,) in rows:
                 conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
@@ -160,10 +160,14 @@ class PostgresTarget:
         check_artifact(reader, artifact, backup_id)
         return reader.size
 
+    def base_name(self):
+        """The database name cut so that every derived name fits PostgreSQL's 63 bytes."""
+        return self.database[: 63 - len(STAGING_INFIX) - 16]
+
     def names(self, backup_id):
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S")
         short = backup_id[-6:]
-        base = self.database[: 63 - len(STAGING_INFIX) - 16]
+        base = self.base_name()
         return {
             "staging": f"{base}{STAGING_INFIX}{short}",
             "safety": self._unused(f"{base}__pre_restore_{stamp}"),
