@@ -19,6 +19,8 @@ description:
     RV(fence.pending) is true.
   - C(haproxy) - through the runtime API, readies the new server, puts the old one in maintenance,
     shuts its sessions, and waits until HAProxy reports the new server C(UP).
+  - C(route53) - through boto3, UPSERTs O(record_name) to O(new)'s C(host) and waits until the change
+    is C(INSYNC).
   - Failing over to what is already active changes nothing.
   - O(action=rejoin) (postgres) turns the fenced old primary O(old) into a standby of O(new) - stops it,
     runs C(pg_rewind) from the new primary and writes C(standby.signal) - so redundancy can be restored;
@@ -35,7 +37,7 @@ options:
     description: What to fail over.
     type: str
     required: true
-    choices: [postgres, haproxy]
+    choices: [postgres, haproxy, route53]
   old:
     description: The failed (or current) primary or server.
     type: dict
@@ -102,6 +104,36 @@ options:
   backend:
     description: (haproxy) The backend whose servers are switched.
     type: str
+  hosted_zone_id:
+    description: (route53) The hosted zone.
+    type: str
+  record_name:
+    description: (route53) The record to point at O(new)'s C(host).
+    type: str
+  record_type:
+    description: (route53) Record type.
+    type: str
+    default: A
+  ttl:
+    description: (route53) TTL of the record.
+    type: int
+    default: 30
+  region:
+    description: (route53) AWS region. Defaults to boto3's configuration chain.
+    type: str
+  endpoint_url:
+    description: (route53) A Route 53-compatible endpoint instead of AWS's own.
+    type: str
+  access_key:
+    description: (route53) Access key id. Defaults to boto3's credential chain.
+    type: str
+  secret_key:
+    description: (route53) Secret access key.
+    type: str
+  waiter_delay:
+    description: (route53) Seconds between polls while waiting for INSYNC.
+    type: int
+    default: 2
 attributes:
   check_mode:
     support: full
@@ -111,6 +143,7 @@ attributes:
     description: (haproxy) Before and after name the servers taking traffic.
 requirements:
   - psycopg >= 3.1 on the host, for the postgres provider
+  - boto3 on the host, for the route53 provider
 """
 
 EXAMPLES = r"""
@@ -175,6 +208,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.failover import (
     HAProxySwitch,
     PgNode,
     PostgresFailover,
+    Route53Switch,
     _psycopg,
     rejoin,
 )
@@ -191,10 +225,34 @@ NODE = {
 }
 
 
+def route53_switch(module):
+    try:
+        import boto3
+    except ImportError:
+        module.fail_json(msg=missing_required_lib("boto3"))
+    params = module.params
+    client = boto3.client(
+        "route53",
+        endpoint_url=params.get("endpoint_url") or None,
+        region_name=params.get("region") or None,
+        aws_access_key_id=params.get("access_key") or None,
+        aws_secret_access_key=params.get("secret_key") or None,
+    )
+    return Route53Switch(
+        client,
+        params["hosted_zone_id"],
+        params["record_name"],
+        params["record_type"],
+        params["new"]["host"],
+        ttl=params["ttl"],
+        waiter_delay=params["waiter_delay"],
+    )
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
-            "provider": {"type": "str", "required": True, "choices": ["postgres", "haproxy"]},
+            "provider": {"type": "str", "required": True, "choices": ["postgres", "haproxy", "route53"]},
             "action": {"type": "str", "choices": ["failover", "rejoin"], "default": "failover"},
             "old": NODE,
             "new": NODE,
@@ -206,8 +264,20 @@ def main():
             "force": {"type": "bool", "default": False},
             "admin_socket": {"type": "path"},
             "backend": {"type": "str"},
+            "hosted_zone_id": {"type": "str"},
+            "record_name": {"type": "str"},
+            "record_type": {"type": "str", "default": "A"},
+            "ttl": {"type": "int", "default": 30},
+            "region": {"type": "str"},
+            "endpoint_url": {"type": "str"},
+            "access_key": {"type": "str", "no_log": True},
+            "secret_key": {"type": "str", "no_log": True},
+            "waiter_delay": {"type": "int", "default": 2},
         },
-        required_if=[("provider", "haproxy", ("admin_socket", "backend"))],
+        required_if=[
+            ("provider", "haproxy", ("admin_socket", "backend")),
+            ("provider", "route53", ("hosted_zone_id", "record_name")),
+        ],
         supports_check_mode=True,
     )
     params = module.params
@@ -218,7 +288,9 @@ def main():
         return module.run_command(argv, environ_update=env or {})
 
     try:
-        if params["provider"] == "haproxy":
+        if params["provider"] == "route53":
+            result = route53_switch(module).switch(check_mode=module.check_mode)
+        elif params["provider"] == "haproxy":
             result = HAProxySwitch(
                 params["admin_socket"], params["backend"], params["old"]["name"], params["new"]["name"]
             ).switch(check_mode=module.check_mode)
@@ -257,6 +329,8 @@ def main():
             ).failover(check_mode=module.check_mode)
     except FailoverError as exc:
         module.fail_json(msg=str(exc))
+    except Exception as exc:  # boto3 / botocore errors, reported readably
+        module.fail_json(msg=f"{params['provider']} failover failed: {type(exc).__name__}: {exc}")
     if not module._diff:
         result.pop("diff", None)
     module.exit_json(**result)
