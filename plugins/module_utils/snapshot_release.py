@@ -114,9 +114,14 @@ class ReleaseProvider:
         if to == "previous":
             if current is None:
                 raise SnapshotError(f"{self.current_link} does not exist: nothing is deployed, so nothing is previous")
-            switches = [h for h in self.history() if h.get("action") == "switch" and h.get("to") == current]
-            if switches and switches[-1].get("from") in releases:
-                return switches[-1]["from"]
+            # "previous" is the release that was current before the last deploy: after a rollback to
+            # it, asking again changes nothing (rollbacks themselves are not deploys).
+            switches = [h for h in self.history() if h.get("action") == "switch"]
+            if switches and switches[-1].get("why") == "rollback" and switches[-1].get("to") == current:
+                return current
+            deploys = [h for h in switches if h.get("why") != "rollback"]
+            if deploys and deploys[-1].get("from") in releases:
+                return deploys[-1]["from"]
             older = [r for r in releases if _version_key(r) < _version_key(current)]
             if not older:
                 raise SnapshotError(f"no release before {current} in {self.releases_dir}: nothing to roll back to")

@@ -12,7 +12,8 @@ author: mttr.recovery developers (@mttr-recovery)
 description:
   - C(release) - points C(current) at another release with one atomic rename (never a moment
     without C(current)), then runs O(restart_command). O(to=previous) is the release that was
-    current before this one (from the switch history, else the next older version);
+    current before the last deploy (from the switch history, else the next older version), so
+    asking for it again after a rollback changes nothing;
     O(to=last_marked) the last release marked known good by M(mttr.recovery.snapshot).
   - C(lvm) - snapshots the origin's current state first, then merges the chosen snapshot back
     (unmounting, reactivating and remounting around the merge).

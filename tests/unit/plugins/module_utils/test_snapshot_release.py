@@ -95,8 +95,8 @@ def test_rollback_to_previous_from_history(tree):
     """The deploy went 1.9.0 -> 1.10.1 directly: ``previous`` is 1.9.0, not the next older version."""
     releases_dir, current_link, _marker = tree
     releases = provider(releases_dir, current_link)
-    releases.rollback("1.9.0")
-    releases.rollback("1.10.1")
+    releases.activate("1.9.0")
+    releases.activate("1.10.1")
     result = releases.rollback("previous")
     assert (result["previous"], result["current"]) == ("1.10.1", "1.9.0")
     assert link_target(current_link) == "1.9.0"
@@ -219,12 +219,14 @@ def test_switch_is_atomic(tree):
     assert sorted(os.listdir(os.path.dirname(current_link))) == ["current", "releases"]  # no temporary left
 
 
-def test_undo_of_a_rollback(tree):
+def test_previous_is_idempotent_and_a_rollback_is_undone_by_version(tree):
     releases_dir, current_link, _marker = tree
     releases = provider(releases_dir, current_link)
     first = releases.rollback("previous")
     assert first["current"] == "1.10.0"
-    undo = releases.rollback("previous")  # history: 1.10.0 became current by a switch from 1.10.1
+    again = releases.rollback("previous")  # already rolled back: asking again changes nothing
+    assert again["changed"] is False and link_target(current_link) == "1.10.0"
+    undo = releases.rollback(first["previous"])  # the undo names the release it returns to
     assert (undo["previous"], undo["current"]) == ("1.10.0", "1.10.1")
     assert link_target(current_link) == "1.10.1"
     assert [(h["from"], h["to"]) for h in history(current_link)] == [("1.10.1", "1.10.0"), ("1.10.0", "1.10.1")]
