@@ -102,6 +102,16 @@ def test_backup_then_data_loss_then_restore(backed_up, tmp_path):
 
 def test_restore_from_the_local_repository_and_drill(backed_up, tmp_path):
     state = backed_up.lab.cfg.state
+    taken = {b["backup"]["tags"]["repository"]: b["backup"]["id"] for b in task_result_list(tmp_path / "backup")}
+    lookup = run_playbook(
+        tmp_path / "lookup",
+        backed_up.home,
+        REPO / "tests" / "integration" / "playbooks" / "backup_lookup.yml",
+        ident="lookup",
+    )
+    assert lookup.status == "successful", lookup.stdout.read()
+    assert f"local={taken['local']} s3={taken['s3']}" in lookup.stdout.read()
+
     backed_up.mttr("break", "data-loss")
     runner = run_playbook(
         tmp_path / "restore",
