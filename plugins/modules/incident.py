@@ -1,0 +1,452 @@
+#!/usr/bin/python
+# Copyright: mttr.recovery contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: incident
+short_description: Open an incident, move it through its statuses, and keep its timeline and recovery locks
+version_added: 0.1.0
+author: mttr.recovery developers (@mttr-recovery)
+description:
+  - Keeps the incident record in a SQLite file on the controller, safe for several playbooks writing at once.
+  - O(state=open) without O(id) opens a new incident, numbered C(INC-YYYYMMDD-NNN) (UTC day). With O(id), an
+    incident that already exists is only made to match O(services), O(severity) and O(summary); its status
+    never moves back, so the task can run again.
+  - Other states move the incident along C(open) -> C(acknowledged) -> C(mitigated) -> C(resolved). Skipping
+    forward is allowed and sets the skipped timestamps to the same time. C(escalated) is reachable from any
+    unresolved status and leads to C(acknowledged), C(mitigated) or C(resolved). Going back is refused, and a
+    resolved incident is final.
+  - Every change lands on the incident's append-only timeline, with a C(status), C(update), C(lock) or
+    C(note) entry.
+  - Opening takes a recovery lock on each of the incident's services, so two incidents do not recover the same
+    service at once; resolving releases them. A lock held by another unresolved incident fails the task,
+    naming that incident; pass O(takeover=true) when that incident is dead.
+options:
+  id:
+    description:
+      - The incident's id. Required for every O(state) but C(open).
+      - Give it when opening too, to make the task idempotent.
+    type: str
+  state:
+    description: The status the incident should have.
+    type: str
+    choices: [open, acknowledged, mitigated, resolved, escalated]
+    default: open
+  services:
+    description:
+      - The services the incident affects. Required to open a new incident.
+      - For an existing incident, replaces its services; omitted, they stay.
+    type: list
+    elements: str
+  severity:
+    description:
+      - The incident's severity.
+      - C(SEV3) when a new incident is opened without it; for an existing incident, omitted, it stays.
+    type: str
+    choices: [SEV1, SEV2, SEV3, SEV4]
+  summary:
+    description: One line about the incident. Omitted, an existing incident keeps its summary.
+    type: str
+  note:
+    description:
+      - Text added to the timeline. With a status change it goes into that change's entry; otherwise it is a
+        C(note) entry of its own, which is a change every time.
+    type: str
+  store:
+    description:
+      - The incident store, a SQLite file created (mode 0600, directory 0700) when missing.
+      - Defaults to C(incidents.sqlite) in the mttr home, C($MTTR_HOME), else C(/var/lib/mttr) for root,
+        else C(~/.local/state/mttr).
+    type: path
+  lock:
+    description:
+      - Take the recovery lock on each of the incident's services.
+      - Defaults to true when O(state=open) or O(takeover=true), false otherwise.
+      - Locks are released when the incident is resolved, whatever this says.
+    type: bool
+  takeover:
+    description:
+      - Take recovery locks held by another unresolved incident, whether its process still runs or not.
+        Both incidents' timelines record it.
+      - Only for an incident known to be dead; the failure message says whether its process still runs.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Runs on a throwaway in-memory copy of the store, so it reports exactly what would change and
+      writes nothing.
+  diff_mode:
+    support: full
+    description: Before and after show the incident's status, severity, summary and services.
+notes:
+  - The store is on the host that runs the module; keep it on the controller with C(delegate_to=localhost)
+    and C(run_once=true), so every host of a play shares one incident.
+  - The lock records the process id of the C(ansible-playbook) (or C(ansible-runner)) process the module runs
+    under; when that process has gone, the lock is reported stale.
+  - Times are ISO 8601 in UTC with microseconds.
+"""
+
+EXAMPLES = r"""
+- name: Open an incident for the orders service (once, on the controller)
+  mttr.recovery.incident:
+    id: "{{ incident_id | default(omit) }}"
+    services: [orders-db, orders-api]
+    severity: SEV2
+    summary: Orders API returns 502, primary database not answering
+  delegate_to: localhost
+  run_once: true
+  register: opened
+
+- name: Acknowledge it
+  mttr.recovery.incident:
+    id: "{{ opened.incident.id }}"
+    state: acknowledged
+    note: on-call has it
+  delegate_to: localhost
+  run_once: true
+
+- name: Record what the recovery did
+  mttr.recovery.incident:
+    id: "{{ opened.incident.id }}"
+    state: mitigated
+    note: failed over to the standby; writes accepted again
+  delegate_to: localhost
+  run_once: true
+
+- name: Resolve it, releasing the recovery locks
+  mttr.recovery.incident:
+    id: "{{ opened.incident.id }}"
+    state: resolved
+    note: old primary rejoined as a standby
+  delegate_to: localhost
+  run_once: true
+  register: resolved
+
+- name: Show time to resolve
+  ansible.builtin.debug:
+    msg: "{{ resolved.incident.id }} resolved in {{ resolved.incident.durations.time_to_resolve_s }} s"
+
+- name: Take over the locks of an incident whose run died
+  mttr.recovery.incident:
+    id: INC-20261123-004
+    services: [orders-db]
+    summary: Orders database down again
+    takeover: true
+  delegate_to: localhost
+  run_once: true
+"""
+
+RETURN = r"""
+incident:
+  description: The incident after the task (what it would be, in check mode).
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: The incident's id.
+      type: str
+      sample: INC-20261123-001
+    services:
+      description: The services it affects, sorted.
+      type: list
+      elements: str
+      sample: [orders-api, orders-db]
+    severity:
+      description: C(SEV1) to C(SEV4).
+      type: str
+      sample: SEV2
+    status:
+      description: C(open), C(acknowledged), C(mitigated), C(resolved) or C(escalated).
+      type: str
+      sample: resolved
+    summary:
+      description: One line about the incident.
+      type: str
+      sample: Orders API returns 502
+    opened_at:
+      description: When it was opened.
+      type: str
+      sample: "2026-11-23T09:00:00.000000+00:00"
+    acknowledged_at:
+      description: When it was first acknowledged, or null.
+      type: str
+      sample: "2026-11-23T09:02:10.250000+00:00"
+    mitigated_at:
+      description: When it was first mitigated, or null.
+      type: str
+      sample: "2026-11-23T09:11:45.000000+00:00"
+    resolved_at:
+      description: When it was resolved, or null.
+      type: str
+      sample: "2026-11-23T09:40:00.000000+00:00"
+    escalated_at:
+      description: When it was first escalated, or null.
+      type: str
+      sample: null
+    durations:
+      description: Seconds from opening to each milestone; null for those not reached.
+      type: dict
+      contains:
+        time_to_acknowledge_s:
+          description: Seconds to acknowledgement.
+          type: float
+        time_to_mitigate_s:
+          description: Seconds to mitigation.
+          type: float
+        time_to_resolve_s:
+          description: Seconds to resolution.
+          type: float
+      sample: {"time_to_acknowledge_s": 130.25, "time_to_mitigate_s": 705.0, "time_to_resolve_s": 2400.0}
+timeline_entry:
+  description: The status or note entry the task added to the timeline (the note's when both).
+  returned: when a status change or note was recorded
+  type: dict
+  contains:
+    seq:
+      description: The entry's number in the store, increasing.
+      type: int
+    incident_id:
+      description: The incident's id.
+      type: str
+    time:
+      description: When it happened.
+      type: str
+    kind:
+      description: C(status) or C(note).
+      type: str
+    message:
+      description: What happened, such as C(acknowledged -> mitigated), then the note if any.
+      type: str
+    host:
+      description: The host concerned, if any.
+      type: str
+    action:
+      description: For a status entry, the new status.
+      type: str
+    result:
+      description: For a status entry, the previous status.
+      type: str
+    duration:
+      description: Seconds, if the entry has a duration.
+      type: float
+  sample:
+    {"seq": 42, "incident_id": "INC-20261123-001", "time": "2026-11-23T09:11:45.000000+00:00", "kind": "status",
+     "message": "acknowledged -> mitigated: failed over", "host": null, "action": "mitigated",
+     "result": "acknowledged", "duration": null}
+locks:
+  description: The recovery locks the incident holds after the task.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    service:
+      description: The locked service.
+      type: str
+    incident_id:
+      description: The incident holding it.
+      type: str
+    since:
+      description: When it was taken.
+      type: str
+    pid:
+      description: The process that took it.
+      type: int
+    host:
+      description: The machine that process runs on.
+      type: str
+    stale:
+      description: Whether that process has gone.
+      type: bool
+  sample:
+    - {"service": "orders-db", "incident_id": "INC-20261123-001", "since": "2026-11-23T09:00:00.120000+00:00",
+       "pid": 41235, "host": "controller", "stale": false}
+store:
+  description: The incident store used.
+  returned: always
+  type: str
+  sample: /var/lib/mttr/incidents.sqlite
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import (
+    SEVERITIES,
+    STATUSES,
+    IncidentError,
+    IncidentStore,
+    LockHeld,
+    UnknownIncident,
+    default_store_path,
+)
+
+DIFF_FIELDS = ("id", "status", "severity", "summary", "services")
+
+
+def controller_pid():
+    """The outermost ansible process above this module (the playbook run), when /proc shows it; else the parent."""
+    found = None
+    pid = os.getppid()
+    for _depth in range(64):
+        if pid <= 1:
+            break
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            break
+        if any(os.path.basename(arg).startswith(b"ansible") for arg in argv[:2]):
+            found = pid
+        pid = int(stat.rsplit(b")", 1)[1].split()[1])
+    return found or os.getppid()
+
+
+def held_elsewhere(store, services, incident_id):
+    """The first lock on ``services`` held by another unresolved incident, as LockHeld; else None."""
+    for lock in store.locks():
+        if lock["service"] not in services or lock["incident_id"] == incident_id:
+            continue
+        try:
+            holder = store.get(lock["incident_id"])
+        except UnknownIncident:
+            continue
+        if holder["status"] != "resolved":
+            return LockHeld(
+                lock["service"], lock["incident_id"], lock["since"], lock["pid"], lock["stale"], lock["host"]
+            )
+    return None
+
+
+def find(store, incident_id):
+    if incident_id is None:
+        return None
+    try:
+        return store.get(incident_id)
+    except UnknownIncident:
+        return None
+
+
+def run(module, store):
+    """Bring the incident to the wanted state in ``store``; return the module's result."""
+    params = module.params
+    state, incident_id = params["state"], params["id"]
+    before = find(store, incident_id)
+    if before is None and state != "open":
+        raise IncidentError(
+            f"no incident {incident_id} in {store_path(module)} to mark {state}: check the id, "
+            "or open it first (state=open with its services)"
+        )
+    if before is None and not params["services"]:
+        raise IncidentError("services is required to open an incident: name the services it affects")
+
+    services = sorted(set(params["services"] or before["services"]))
+    lock = params["lock"] if params["lock"] is not None else state == "open" or params["takeover"]
+    final = before["status"] if before is not None and state == "open" else state
+    lock = lock and final != "resolved"
+    if lock and not params["takeover"]:
+        conflict = held_elsewhere(store, services, incident_id)
+        if conflict is not None:
+            raise conflict
+
+    changed = False
+    entry = None
+    if before is None:
+        record, changed = store.open(
+            services, params["severity"] or "SEV3", params["summary"] or "", incident_id=incident_id
+        )
+        incident_id = record["id"]
+        entry = last_entry(store, incident_id, "status")
+    else:
+        changed = store.update(
+            incident_id, severity=params["severity"], summary=params["summary"], services=params["services"]
+        )[1]
+    if lock:
+        pid = controller_pid()
+        for service in services:
+            taken = store.acquire_lock(service, incident_id, pid=pid, takeover=params["takeover"])
+            changed = changed or taken["changed"]
+    note = params["note"]
+    if state != "open" and store.transition(incident_id, state, note=note)[1]:
+        changed = True
+        note = None  # it went into the status entry
+        entry = last_entry(store, incident_id, "status")
+    if note:
+        entry = store.append(incident_id, "note", note)
+        changed = True
+
+    after = store.get(incident_id)
+    result = {
+        "changed": changed,
+        "incident": after,
+        "locks": [held for held in store.locks() if held["incident_id"] == incident_id],
+        "store": store_path(module),
+        "msg": f"{incident_id} ({after['severity']}) is {after['status']}",
+    }
+    if entry is not None:
+        result["timeline_entry"] = entry
+    if module._diff:
+        result["diff"] = {
+            "before": {} if before is None else {field: before[field] for field in DIFF_FIELDS},
+            "after": {field: after[field] for field in DIFF_FIELDS},
+        }
+    return result
+
+
+def last_entry(store, incident_id, kind):
+    entries = [entry for entry in store.timeline(incident_id) if entry["kind"] == kind]
+    return max(entries, key=lambda entry: entry["seq"]) if entries else None
+
+
+def store_path(module):
+    return module.params["store"] or default_store_path()
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "id": {"type": "str"},
+            "state": {"type": "str", "choices": list(STATUSES), "default": "open"},
+            "services": {"type": "list", "elements": "str"},
+            "severity": {"type": "str", "choices": list(SEVERITIES)},
+            "summary": {"type": "str"},
+            "note": {"type": "str"},
+            "store": {"type": "path"},
+            "lock": {"type": "bool"},
+            "takeover": {"type": "bool", "default": False},
+        },
+        required_if=[("state", status, ["id"]) for status in STATUSES if status != "open"],
+        supports_check_mode=True,
+    )
+    path = store_path(module)
+    try:
+        store = IncidentStore.snapshot(path) if module.check_mode else IncidentStore(path)
+        try:
+            result = run(module, store)
+        finally:
+            store.close()
+    except LockHeld as exc:
+        module.fail_json(
+            msg=str(exc),
+            lock={
+                "service": exc.service,
+                "incident_id": exc.incident_id,
+                "since": exc.since,
+                "pid": exc.pid,
+                "host": exc.host,
+                "stale": exc.stale,
+            },
+            store=path,
+        )
+    except IncidentError as exc:
+        module.fail_json(msg=str(exc), store=path)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
