@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     down = actions.add_parser("down", help="stop every process the lab started")
     down.add_argument("--purge", action="store_true", help="also delete the lab's data under its home")
     actions.add_parser("env", help="print the lab's connection settings as shell exports")
+    from .incident_cli import add_parser as add_incident_parser
+
+    add_incident_parser(commands)
     return parser
 
 
@@ -136,6 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "lab":
             return lab_command(args, console)
+        if args.command == "incident":
+            from .incident_cli import IncidentError
+            from .incident_cli import run as incident_command
+
+            try:
+                return incident_command(args, console)
+            except IncidentError as exc:
+                print(f"mttr: error: {exc}", file=sys.stderr)
+                return 1
     except LabError as exc:
         print(f"mttr: error: {exc}", file=sys.stderr)
         return 1

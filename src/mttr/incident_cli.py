@@ -1,0 +1,120 @@
+"""``mttr incident``: open, list, show, acknowledge and resolve incidents in the same store the
+``incident`` module and the ``timeline`` callback use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from ansible_collections.mttr.recovery.plugins.module_utils.incident_math import humanize
+from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import (
+    SEVERITIES,
+    IncidentError,
+    IncidentStore,
+    default_store_path,
+)
+
+TRANSITIONS = {"ack": "acknowledged", "mitigate": "mitigated", "resolve": "resolved", "escalate": "escalated"}
+
+
+def add_parser(commands) -> None:
+    incident = commands.add_parser("incident", help="open, list, show, acknowledge and resolve incidents")
+    incident.add_argument("--store", default=None, help="the incident store (default: incidents.sqlite in MTTR_HOME)")
+    actions = incident.add_subparsers(dest="action", metavar="ACTION", required=True)
+    opened = actions.add_parser("open", help="open an incident")
+    opened.add_argument("--service", action="append", required=True, help="affected service (repeatable)")
+    opened.add_argument("--severity", choices=SEVERITIES, default="SEV3")
+    opened.add_argument("--summary", default="")
+    opened.add_argument("--id", dest="incident_id", default=None, help="use this id instead of INC-YYYYMMDD-NNN")
+    listing = actions.add_parser("list", help="list incidents")
+    listing.add_argument("--status", default=None)
+    listing.add_argument("--json", action="store_true")
+    show = actions.add_parser("show", help="show an incident and its timeline")
+    show.add_argument("incident_id")
+    show.add_argument("--json", action="store_true")
+    for name, status in TRANSITIONS.items():
+        action = actions.add_parser(name, help=f"mark an incident {status}")
+        action.add_argument("incident_id")
+        action.add_argument("--note", default=None)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    store = IncidentStore(args.store or default_store_path())
+    try:
+        return _run(args, store, console)
+    finally:
+        store.close()
+
+
+def _run(args, store: IncidentStore, console: Console) -> int:
+    if args.action == "open":
+        record, changed = store.open(
+            args.service, severity=args.severity, summary=args.summary, incident_id=args.incident_id
+        )
+        console.print(
+            f"{'Opened' if changed else 'Already open:'} {record['id']} ({record['severity']}, "
+            f"{', '.join(record['services'])})",
+            soft_wrap=True,
+        )
+        return 0
+    if args.action == "list":
+        records = store.list(status=args.status)
+        if args.json:
+            print(json.dumps(records, indent=2, default=str))
+            return 0
+        table = Table(title="incidents")
+        for column in ("id", "severity", "status", "services", "opened", "to resolve", "summary"):
+            table.add_column(column, overflow="fold")
+        for record in records:
+            table.add_row(
+                record["id"],
+                record["severity"],
+                record["status"],
+                ", ".join(record["services"]),
+                record["opened_at"][:19],
+                humanize(record["durations"].get("time_to_resolve_s")),
+                record["summary"],
+            )
+        console.print(table)
+        return 0
+    if args.action == "show":
+        record = store.get(args.incident_id)
+        timeline = store.timeline(args.incident_id)
+        if args.json:
+            print(json.dumps({"incident": record, "timeline": timeline}, indent=2, default=str))
+            return 0
+        durations = record["durations"]
+        console.print(
+            f"[bold]{record['id']}[/] {record['severity']} {record['status']} - {record['summary']}", soft_wrap=True
+        )
+        console.print(
+            f"services: {', '.join(record['services'])}; to acknowledge "
+            f"{humanize(durations.get('time_to_acknowledge_s'))}, to mitigate "
+            f"{humanize(durations.get('time_to_mitigate_s'))}, to resolve "
+            f"{humanize(durations.get('time_to_resolve_s'))}",
+            soft_wrap=True,
+        )
+        table = Table(title="timeline")
+        for column in ("time", "kind", "host", "action", "result", "duration", "message"):
+            table.add_column(column, overflow="fold")
+        for entry in timeline:
+            table.add_row(
+                entry["time"][11:23],
+                entry["kind"],
+                entry.get("host") or "",
+                entry.get("action") or "",
+                str(entry.get("result") or ""),
+                "" if entry.get("duration") is None else f"{entry['duration']:.2f}s",
+                entry.get("message") or "",
+            )
+        console.print(table)
+        return 0
+    record, changed = store.transition(args.incident_id, TRANSITIONS[args.action], note=args.note)
+    console.print(f"{record['id']} is {record['status']}" + ("" if changed else " (unchanged)"), soft_wrap=True)
+    return 0
+
+
+__all__ = ["IncidentError", "add_parser", "run"]
