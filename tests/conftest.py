@@ -81,9 +81,17 @@ def lab_home():
 
 
 def started_lab():
-    handle = LabHandle(make_home(), free_port_base())
-    handle.up()
-    return handle
+    """A lab on a free port range; the machine is shared, so a port taken between the check and the
+    bind (by another test or program) gets one more try on another range."""
+    for attempt in range(3):
+        handle = LabHandle(make_home(), free_port_base())
+        result = handle.mttr("up", "--port-base", str(handle.port_base))
+        if result.returncode == 0:
+            return handle
+        stop_lab(handle)
+        if attempt == 2:
+            raise AssertionError(result.stdout + result.stderr)
+    raise AssertionError("unreachable")
 
 
 def stop_lab(handle: LabHandle) -> None:

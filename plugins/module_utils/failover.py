@@ -191,13 +191,17 @@ class PostgresFailover:
             raise FailoverError(f"stopping {self.old.name} failed: {(err or out).strip()}")
 
     def promote(self):
+        # No configuration reload before promoting: a reload puts a standby whose primary is gone into
+        # its WAL-retry sleep and delays the promotion by wal_retrieve_retry_interval (measured).
         with self.new.connect() as conn:
-            # a node fenced in an earlier failover carries a read-only setting: lift it first
-            conn.execute("ALTER SYSTEM RESET default_transaction_read_only")
-            conn.execute("SELECT pg_reload_conf()")
             ok = conn.execute("SELECT pg_promote(true, %s)", (self.promote_timeout,)).fetchone()[0]
         if not ok:
             raise FailoverError(f"{self.new.name} did not finish promotion within {self.promote_timeout} s")
+        with self.new.connect() as conn:
+            # a node fenced in an earlier failover carries a read-only setting: lift it now
+            if conn.execute("SHOW default_transaction_read_only").fetchone()[0] == "on":
+                conn.execute("ALTER SYSTEM RESET default_transaction_read_only")
+                conn.execute("SELECT pg_reload_conf()")
 
     def prove_write(self, attempts=50):
         """Assign a transaction id: only a writable primary can. Returns the xid."""

@@ -177,7 +177,11 @@ def run(
         raise LabError(f"{what}: '{' '.join(argv[:3])} …' did not finish in {timeout:.0f} s") from None
     if result.returncode != 0:
         output = (result.stderr or result.stdout).strip().splitlines()
-        alerts = [line for line in output if "ALERT" in line or "FATAL" in line or "error" in line.lower()]
+        alerts = [
+            line
+            for line in output
+            if ("ALERT" in line or "FATAL" in line or "error" in line.lower()) and not line.endswith("Continuing.")
+        ]
         detail = (alerts or output or [f"exit code {result.returncode}"])[0 if alerts else -1]
         raise LabError(f"{what} failed: {detail}")
     return result
