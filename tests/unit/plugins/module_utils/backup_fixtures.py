@@ -11,7 +11,6 @@ import hashlib
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -30,6 +29,10 @@ from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
     new_backup_id,
     utcnow,
 )
+from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import (  # noqa: F401 - test files import them from here
+    free_port,
+    run_process,
+)
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -37,26 +40,6 @@ COLLECTION_ROOT = Path(__file__).resolve().parents[4]
 ACCESS_KEY = "mttr-test-key"
 SECRET_KEY = "mttr-test-secret"
 REGION = "us-east-1"
-
-
-def free_port() -> int:
-    """A port nothing listens on: bind to port 0, note the port, close."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run_process(argv, env):
-    """The engines' runner: ``run(argv, env) -> (rc, stdout, stderr)`` through a real subprocess."""
-    result = subprocess.run(
-        [str(arg) for arg in argv],
-        env=dict(os.environ, **(env or {})),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return result.returncode, result.stdout, result.stderr
 
 
 def run_as_postgres(code: str, *args, timeout: float = 60) -> subprocess.CompletedProcess:

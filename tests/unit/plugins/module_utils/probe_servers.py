@@ -8,6 +8,7 @@ second, package-less ``conftest.py`` would replace it in ``sys.modules``.
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
 import json
 import os
@@ -28,15 +29,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import free_port, run_process
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 JSON_DOC = {"status": "ok", "version": 3, "items": [{"id": 7}, {"id": 9}], "checks": {"db": True}}
-
-
-def free_port() -> int:
-    """A port nothing listens on: bind to port 0, note the port, close."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -288,9 +284,4 @@ class Postgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def subprocess_runner(argv, env):
-    """A real ``run_command(argv, env) -> (rc, stdout, stderr)`` for command probes."""
-    result = subprocess.run(
-        argv, env=dict(os.environ, **(env or {})), capture_output=True, text=True, timeout=30, check=False
-    )
-    return result.returncode, result.stdout, result.stderr
+subprocess_runner = functools.partial(run_process, timeout=30)

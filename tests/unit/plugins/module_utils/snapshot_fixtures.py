@@ -8,8 +8,8 @@ helpers in its own fixtures.
 
 from __future__ import annotations
 
+import functools
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,29 +18,16 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import free_port
+from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import (
+    run_process as _run_process,
+)
+
+run_process = functools.partial(_run_process, timeout=60)
+
 ACCESS_KEY = "mttr-test-key"
 SECRET_KEY = "mttr-test-secret"
 REGION = "us-east-1"
-
-
-def free_port() -> int:
-    """A port nothing listens on: bind to port 0, note the port, close."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run_process(argv, env):
-    """The providers' runner: ``run(argv, env) -> (rc, stdout, stderr)`` through a real subprocess."""
-    result = subprocess.run(
-        [str(arg) for arg in argv],
-        env=dict(os.environ, **(env or {})),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return result.returncode, result.stdout, result.stderr
 
 
 # ----------------------------------------------------------------------------- release trees
