@@ -29,10 +29,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
     new_backup_id,
     utcnow,
 )
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import (  # noqa: F401 - test files import them from here
-    free_port,
-    run_process,
-)
+from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SYSTEM_PYTHON = "/usr/bin/python3"

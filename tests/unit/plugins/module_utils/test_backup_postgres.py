@@ -16,10 +16,10 @@ from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.backup_fi
     PostgresServer,
     flip_byte,
     remove_raw,
-    run_process,
     store_backup,
     truncate,
 )
+from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import run_process
 
 ROWS = 250
 
