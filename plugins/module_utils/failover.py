@@ -11,13 +11,20 @@ PostgreSQL fencing, in order of strength, all recorded in the result:
   new primary are written, so if anything starts it again it comes back as a read-only standby,
   never as a second primary; then it is stopped (``pg_ctl stop -m fast``);
 * neither: promotion still goes ahead and the result says ``fence.pending`` so the caller fences
-  the node before it can return (the role does it on the old node's host).
+  the node before it can return (the role does it on the old node's host, ``fence_data_dir``).
+
+``failover_cluster`` does a whole failover in one call, because every Ansible task costs ~0.4 s while
+the work takes ~0.2 s: probe every node at once, choose the failed primary and the least-lagging
+standby, drain the old primary from every HAProxy backend, fence, promote, prove a write, and send the
+backends' traffic to the new primary. Run again, it changes nothing and repairs what a half-finished
+run left (a promoted node the load balancer does not point at yet).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.mttr.recovery.plugins.module_utils.haproxy_runtime import HAProxyRuntime, HAProxyRuntimeError
 
@@ -112,10 +119,11 @@ class PostgresFailover:
         self.promote_timeout = promote_timeout
 
     # ------------------------------------------------------------------ checks
-    def assess(self):
-        new_state = self.new.probe()
-        old_state = self.old.probe()
-        if not new_state["reachable"]:
+    def assess(self, states=None):
+        states = states or {}
+        new_state = states.get(self.new.name) or self.new.probe()
+        old_state = states.get(self.old.name) or self.old.probe()
+        if not new_state.get("reachable"):
             raise FailoverError(
                 f"the candidate {self.new.name} is unreachable ({new_state['error']}): there is nothing to fail over to"
             )
@@ -126,7 +134,7 @@ class PostgresFailover:
                     "before anything else"
                 )
             return {"done": True, "new": new_state, "old": old_state}
-        lag = new_state["lag_bytes"]
+        lag = new_state.get("lag_bytes", 0)
         if old_state.get("reachable") and not old_state.get("in_recovery"):
             lag = max(lag, self.new.lsn_gap(old_state["lsn"]))
         if lag > self.max_lag_bytes and not self.force:
@@ -158,6 +166,21 @@ class PostgresFailover:
         pending = not any("standby.signal" in step or step == "stopped" for step in done)
         return {"node": self.old.name, "actions": done, "pending": pending}
 
+    def fence_conf(self):
+        return (
+            "# Written by mttr.recovery.failover: this node was fenced; it follows the new primary.\n"
+            f"primary_conninfo = '{self.new.conninfo()}'\n"
+            "recovery_target_timeline = 'latest'\n"
+        )
+
+    def fenced(self):
+        """True when the old node's data directory already carries this fence."""
+        conf = os.path.join(self.old.data_dir, FENCE_CONF)
+        if not os.path.exists(os.path.join(self.old.data_dir, "standby.signal")) or not os.path.exists(conf):
+            return False
+        with open(conf) as handle:
+            return handle.read() == self.fence_conf()
+
     def write_standby_signal(self):
         data = self.old.data_dir
         signal = os.path.join(data, "standby.signal")
@@ -165,9 +188,7 @@ class PostgresFailover:
             pass
         conf = os.path.join(data, FENCE_CONF)
         with open(conf, "w") as handle:
-            handle.write("# Written by mttr.recovery.failover: this node was fenced; it follows the new primary.\n")
-            handle.write(f"primary_conninfo = '{self.new.conninfo()}'\n")
-            handle.write("recovery_target_timeline = 'latest'\n")
+            handle.write(self.fence_conf())
         main = os.path.join(data, "postgresql.conf")
         with open(main) as handle:
             text = handle.read()
@@ -190,14 +211,32 @@ class PostgresFailover:
         if rc != 0 and "is not running" not in (err + out) and "No such process" not in (err + out):
             raise FailoverError(f"stopping {self.old.name} failed: {(err or out).strip()}")
 
-    def promote(self):
-        # No configuration reload before promoting: a reload puts a standby whose primary is gone into
-        # its WAL-retry sleep and delays the promotion by wal_retrieve_retry_interval (measured).
+    def promote(self, poll=0.01, kick_every=0.1):
+        """Promote the candidate and return once it has left recovery.
+
+        ``pg_promote(false)`` only signals; this polls ``pg_is_in_recovery()``. No reload before the
+        signal: a SIGHUP makes a standby whose primary is gone start a WAL receiver attempt, and a
+        promotion signalled during that attempt waits out ``wal_retrieve_retry_interval`` (1 s in the lab,
+        5 s by default; bench/failover/RESULTS.md). While it is still in recovery, a reload every
+        ``kick_every`` seconds wakes the startup process from that sleep, so the wait is bounded by the
+        kick interval instead (measured 0.06-0.26 s from request to ready).
+        """
+        deadline = time.monotonic() + self.promote_timeout
         with self.new.connect() as conn:
-            ok = conn.execute("SELECT pg_promote(true, %s)", (self.promote_timeout,)).fetchone()[0]
-        if not ok:
-            raise FailoverError(f"{self.new.name} did not finish promotion within {self.promote_timeout} s")
-        with self.new.connect() as conn:
+            if not conn.execute("SELECT pg_promote(false)").fetchone()[0]:
+                raise FailoverError(f"{self.new.name} refused the promotion signal (see its log)")
+            kicked = time.monotonic()
+            while conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                now = time.monotonic()
+                if now > deadline:
+                    raise FailoverError(
+                        f"{self.new.name} did not finish promotion within {self.promote_timeout} s; "
+                        "look at its log before retrying"
+                    )
+                if now - kicked >= kick_every:
+                    conn.execute("SELECT pg_reload_conf()")
+                    kicked = now
+                time.sleep(poll)
             # a node fenced in an earlier failover carries a read-only setting: lift it now
             if conn.execute("SHOW default_transaction_read_only").fetchone()[0] == "on":
                 conn.execute("ALTER SYSTEM RESET default_transaction_read_only")
@@ -216,18 +255,27 @@ class PostgresFailover:
         raise FailoverError(f"{self.new.name} was promoted but does not take writes: {last}")
 
     # ------------------------------------------------------------------ whole
-    def failover(self, check_mode=False):
-        started = time.monotonic()
-        state = self.assess()
-        plan = {"previous_primary": self.old.name, "new_primary": self.new.name}
+    def failover(self, check_mode=False, states=None, switches=(), started=None):
+        """Fence the old primary, promote the new one, prove a write; drain and switch ``switches``.
+
+        ``switches`` (HAProxySwitch) are drained of the old primary before it is fenced and sent to the
+        new one once it takes writes; when nothing needs promoting they are still made to point at the
+        primary. ``states`` are probes already made (``probe_all``); ``started`` when detection began.
+        """
+        started = time.monotonic() if started is None else started
+        state = self.assess(states)
+        plan = {"previous_primary": self.old.name, "new_primary": self.new.name, "primary": self.new.name}
         if state["done"]:
+            balancers = [switch.switch(check_mode=check_mode) for switch in switches]
+            moved = [lb["msg"] for lb in balancers if lb["changed"]]
             return dict(
                 plan,
-                changed=False,
+                changed=bool(moved),
                 previous_primary=None,
                 fence=None,
                 timings={},
-                msg=f"{self.new.name} is already the primary",
+                load_balancers=balancers,
+                msg=f"{self.new.name} is already the primary" + (f"; {'; '.join(moved)}" if moved else ""),
             )
         if check_mode:
             return dict(
@@ -237,28 +285,91 @@ class PostgresFailover:
                 timings={},
                 lag_bytes=state["lag_bytes"],
                 old_reachable=state["old"].get("reachable", False),
+                load_balancers=[switch.switch(check_mode=True) for switch in switches],
                 msg=f"would fence {self.old.name} and promote {self.new.name} (lag {state['lag_bytes']} B)",
             )
         timings = {}
+        mark = time.monotonic()
+        for switch in switches:
+            switch.drain()
+        if switches:
+            timings["drain_s"] = round(time.monotonic() - mark, 4)
+        mark = time.monotonic()
         fence = self.fence(state["old"])
-        timings["fence_s"] = round(time.monotonic() - started, 4)
+        timings["fence_s"] = round(time.monotonic() - mark, 4)
         mark = time.monotonic()
         self.promote()
         timings["promote_s"] = round(time.monotonic() - mark, 4)
+        timings["detect_to_promote_s"] = round(time.monotonic() - started, 4)
         mark = time.monotonic()
         xid = self.prove_write()
         timings["promote_to_first_write_s"] = round(time.monotonic() - mark, 4)
+        mark = time.monotonic()
+        balancers = [switch.switch() for switch in switches]
+        if switches:
+            timings["switch_s"] = round(time.monotonic() - mark, 4)
         timings["total_s"] = round(time.monotonic() - started, 4)
         msg = f"promoted {self.new.name}; {self.old.name} fenced: {', '.join(fence['actions']) or 'nothing possible'}"
         if fence["pending"]:
             msg += " (FENCING PENDING: make sure it cannot start as a primary)"
+        msg += "".join(f"; {lb['msg']}" for lb in balancers)
         return dict(
-            plan, changed=True, fence=fence, timings=timings, lag_bytes=state["lag_bytes"], first_xid=xid, msg=msg
+            plan,
+            changed=True,
+            fence=fence,
+            timings=timings,
+            lag_bytes=state["lag_bytes"],
+            first_xid=xid,
+            load_balancers=balancers,
+            msg=msg,
         )
 
 
+def probe_all(nodes):
+    """Probe every node at once (an unreachable host costs its connect timeout once, not per node)."""
+    with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+        return dict(zip([node.name for node in nodes], pool.map(lambda node: node.probe(), nodes)))
+
+
+def choose(nodes, states, switchover=False):
+    """Pick (old, new) from probed nodes: the failed or fenced primary and the least-lagging standby.
+
+    When a writable primary answers and no switchover is asked for, old is None and new is that primary.
+    """
+    writable, fenced, down, standbys = [], [], [], []
+    for node in nodes:
+        state = states[node.name]
+        if not state.get("reachable"):
+            down.append(node.name)
+        elif state.get("in_recovery"):
+            standbys.append((state.get("lag_bytes", 0), node.name))
+        elif state.get("read_only"):
+            fenced.append(node.name)
+        else:
+            writable.append(node.name)
+    if len(writable) > 1:
+        raise FailoverError(
+            f"{' and '.join(writable)} all accept writes: split brain. Fence all but one by hand before anything else"
+        )
+    if writable and not switchover:
+        return None, writable[0]
+    if not standbys:
+        reasons = "; ".join(f"{name}: {states[name].get('error', 'no answer')}" for name in down)
+        raise FailoverError(f"no standby answers, nothing to promote ({reasons or 'every node is a primary'})")
+    old = (writable if switchover else []) + fenced + down
+    if not old:
+        raise FailoverError(
+            f"no primary answers and no node is down among {', '.join(states)}: nothing is known to fence. "
+            "Name old and new explicitly"
+        )
+    return old[0], min(standbys)[1]
+
+
 class HAProxySwitch:
-    """Move a backend's traffic from one server to another through the runtime API."""
+    """Move a backend's traffic to one server through the runtime API.
+
+    ``old`` is the server taken out; None takes out every other server of the backend.
+    """
 
     def __init__(self, socket_path, backend, old, new, timeout=10):
         self.runtime = HAProxyRuntime(socket_path)
@@ -279,54 +390,129 @@ class HAProxySwitch:
         except HAProxyRuntimeError as exc:
             raise FailoverError(str(exc)) from None
 
-    def switch(self, check_mode=False):
+    def _maint(self):
+        """{server: in forced maintenance} (srv_admin_state bit 0x01), checking old and new exist."""
         states = self.states()
         for server in (self.old, self.new):
-            if server not in states:
+            if server and server not in states:
                 raise FailoverError(f"backend {self.backend} has no server {server} (has {', '.join(states)})")
-        # srv_admin_state bit 0x01: forced maintenance
-        old_maint = int(states[self.old]["srv_admin_state"]) & 0x01
-        new_maint = int(states[self.new]["srv_admin_state"]) & 0x01
-        before = {"active": [s for s, row in states.items() if not int(row["srv_admin_state"]) & 0x01]}
-        after = {"active": [s for s in before["active"] if s != self.old] + ([self.new] if new_maint else [])}
-        if old_maint and not new_maint:
+        return {name: bool(int(row["srv_admin_state"]) & 0x01) for name, row in states.items()}
+
+    def _send(self, commands):
+        for command in commands:
+            try:
+                answer = self.runtime.command(command).strip()
+            except HAProxyRuntimeError as exc:
+                raise FailoverError(str(exc)) from None
+            if answer and "No such" in answer:
+                raise FailoverError(f"HAProxy refused '{command}': {answer}")
+
+    def _out(self, server):
+        return [f"set server {self.backend}/{server} state maint", f"shutdown sessions server {self.backend}/{server}"]
+
+    def drain(self):
+        """Take the old server out (maintenance, its sessions shut) before it is fenced; True if it was in."""
+        maint = self._maint()
+        if not self.old or maint[self.old]:
+            return False
+        self._send(self._out(self.old))
+        return True
+
+    def switch(self, check_mode=False):
+        maint = self._maint()
+        others = [self.old] if self.old else [name for name in maint if name != self.new]
+        before = {"active": [name for name, out in maint.items() if not out]}
+        after = {"active": [name for name in before["active"] if name not in others]}
+        if maint[self.new]:
+            after["active"].append(self.new)
+        if not maint[self.new] and all(maint[name] for name in others):
             return {
                 "changed": False,
+                "backend": self.backend,
                 "diff": {"before": before, "after": before},
-                "msg": f"{self.backend}: {self.new} already takes the traffic, {self.old} is in maintenance",
+                "msg": f"{self.backend}: {self.new} already takes the traffic",
             }
         if check_mode:
             return {
                 "changed": True,
+                "backend": self.backend,
                 "diff": {"before": before, "after": after},
-                "msg": f"would put {self.backend}/{self.old} in maintenance and {self.backend}/{self.new} ready",
+                "msg": f"would put {self.backend}/{self.new} ready and {', '.join(others)} in maintenance",
             }
         started = time.monotonic()
-        for command in (
-            f"set server {self.backend}/{self.new} state ready",
-            f"set server {self.backend}/{self.old} state maint",
-            f"shutdown sessions server {self.backend}/{self.old}",
-        ):
-            answer = self.runtime.command(command).strip()
-            if answer and "No such" in answer:
-                raise FailoverError(f"HAProxy refused '{command}': {answer}")
+        commands = [f"set server {self.backend}/{self.new} state ready"]
+        for name in others:
+            commands += self._out(name)
+        self._send(commands)
         switched = time.monotonic() - started
         deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
+        while True:
             status = self.status()
-            if status.get(self.new, "").startswith("UP") and status.get(self.old, "").startswith("MAINT"):
+            if status.get(self.new, "").startswith("UP") and all(
+                status.get(name, "").startswith("MAINT") for name in others
+            ):
                 break
+            if time.monotonic() > deadline:
+                raise FailoverError(
+                    f"{self.backend}/{self.new} did not come UP within {self.timeout} s (status {status})"
+                )
             time.sleep(0.05)
-        else:
-            raise FailoverError(
-                f"{self.backend}/{self.new} did not come UP within {self.timeout} s (status {self.status()})"
-            )
         return {
             "changed": True,
+            "backend": self.backend,
             "diff": {"before": before, "after": after},
             "timings": {"switch_s": round(switched, 4), "until_up_s": round(time.monotonic() - started, 4)},
-            "msg": f"{self.backend}: traffic moved from {self.old} to {self.new}",
+            "msg": f"{self.backend}: traffic moved from {', '.join(others)} to {self.new}",
         }
+
+
+def failover_cluster(nodes, balancers=(), switchover=False, **engine_options):
+    """The whole failover in one call: probe, choose, drain, fence, promote, prove a write, switch.
+
+    ``nodes`` are PgNode; ``balancers`` (socket path, backend) pairs of HAProxy backends whose servers
+    carry the nodes' names. Returns the engine's result plus every node's probe.
+    """
+    started = time.monotonic()
+    check_mode = engine_options.pop("check_mode", False)
+    states = probe_all(nodes)
+    detect_s = round(time.monotonic() - started, 4)
+    old, new = choose(nodes, states, switchover)
+    by_name = {node.name: node for node in nodes}
+    switches = [HAProxySwitch(socket_path, backend, old, new) for socket_path, backend in balancers]
+    if old is None:
+        # a writable primary answers: nothing to promote; make the load balancers point at it
+        checked = [switch.switch(check_mode=check_mode) for switch in switches]
+        moved = [lb["msg"] for lb in checked if lb["changed"]]
+        result = {
+            "changed": bool(moved),
+            "previous_primary": None,
+            "new_primary": new,
+            "primary": new,
+            "fence": None,
+            "timings": {},
+            "load_balancers": checked,
+            "msg": f"no failover needed: {new} is the primary" + (f"; {'; '.join(moved)}" if moved else ""),
+        }
+    else:
+        engine = PostgresFailover(by_name[old], by_name[new], **engine_options)
+        result = engine.failover(check_mode=check_mode, states=states, switches=switches, started=started)
+    if result["changed"] and not check_mode:
+        result["timings"]["detect_s"] = detect_s
+    result["nodes"] = states
+    return result
+
+
+def fence_data_dir(old, new, os_user=None, check_mode=False):
+    """Fence a node on its own host: standby.signal and a primary_conninfo to the new primary."""
+    if not old.data_dir or not os.path.isdir(old.data_dir):
+        raise FailoverError(f"{old.name}'s data directory {old.data_dir} is not on this host: it cannot be fenced here")
+    engine = PostgresFailover(old, new, os_user=os_user)
+    if engine.fenced():
+        return {"changed": False, "msg": f"{old.name} is already fenced (standby.signal in place)"}
+    if check_mode:
+        return {"changed": True, "msg": f"would write standby.signal into {old.data_dir}"}
+    engine.write_standby_signal()
+    return {"changed": True, "msg": f"{old.name} fenced: standby.signal written, it follows {new.name}"}
 
 
 def rejoin(old, new, run, pg_bin=None, os_user=None, check_mode=False):

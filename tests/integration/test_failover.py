@@ -10,13 +10,17 @@ from ansible_collections.mttr.recovery.plugins.module_utils.failover import (
     HAProxySwitch,
     PgNode,
     PostgresFailover,
+    choose,
+    failover_cluster,
+    fence_data_dir,
+    probe_all,
 )
 from conftest import REPO, run_playbook, task_result
 
 pytestmark = pytest.mark.integration
 
 FAILOVER = REPO / "playbooks" / "failover.yml"
-DB_TASK = "Fence the old primary, promote the standby, prove a write"
+DB_TASK = "Drain, fence, promote, prove a write and switch the load balancers"
 
 
 def connect(state, port, dbname="orders"):
@@ -36,6 +40,10 @@ def write_through_lb(state):
     with connect(state, state["ports"]["lb_db"]) as conn:
         conn.execute("INSERT INTO orders (customer, amount_cents) VALUES ('failover-test', 1)")
         return conn.execute("SELECT inet_server_port()").fetchone()[0]
+
+
+def lb_status(lab):
+    return lab.haproxy.runtime.server_status(lab.cfg.state["lb"]["db_backend"])
 
 
 def node(lab, name):
@@ -69,16 +77,23 @@ def test_primary_down_failover_playbook(fresh_lab, tmp_path):
     state = lab.cfg.state
     fresh_lab.mttr("break", "primary-down")
 
-    check = run_playbook(tmp_path / "check", fresh_lab.home, FAILOVER, ident="check", cmdline="--check")
-    assert task_result(check, DB_TASK)["changed"] is True
+    check = run_playbook(tmp_path / "check", fresh_lab.home, FAILOVER, ident="check", cmdline="--check --diff")
+    assert check.status == "successful", check.stdout.read()
+    planned = task_result(check, DB_TASK)
+    assert planned["changed"] is True and planned["new_primary"] == "pg2"
+    assert planned["diff"]["after"] == [{"active": ["pg2"]}]
     assert lab.nodes["pg2"].in_recovery() is True, "check mode promoted the standby"
+    assert not (lab.nodes["pg1"].data / "standby.signal").exists(), "check mode fenced the old primary"
+    assert lb_status(lab)["pg2"].startswith("MAINT"), "check mode moved the traffic"
 
     runner = run_playbook(tmp_path / "run", fresh_lab.home, FAILOVER, ident="run")
     assert runner.status == "successful", runner.stdout.read()
     result = task_result(runner, DB_TASK)
     assert result["previous_primary"] == "pg1" and result["new_primary"] == "pg2"
     assert result["fence"]["pending"] is False
-    assert result["timings"]["promote_to_first_write_s"] < 30
+    assert set(result["timings"]) >= {"detect_s", "drain_s", "fence_s", "promote_s", "detect_to_promote_s", "switch_s"}
+    assert result["nodes"]["pg1"]["reachable"] is False and result["nodes"]["pg2"]["in_recovery"] is True
+    assert [lb["changed"] for lb in result["load_balancers"]] == [True]
     assert lab.nodes["pg2"].in_recovery() is False
     assert write_through_lb(state) == state["ports"]["pg2"]
     assert (lab.nodes["pg1"].data / "standby.signal").exists()
@@ -155,3 +170,80 @@ def test_lagging_standby_is_refused_unless_forced(fresh_lab):
     fresh_lab.mttr("break", "primary-down")
     result = engine(lab, "pg1", "pg2", run_command, max_lag_bytes=1024, force=True).failover()
     assert result["changed"] and lab.nodes["pg2"].in_recovery() is False
+
+
+def test_one_call_chooses_drains_fences_and_switches(fresh_lab):
+    """failover_cluster: the old primary leaves the backend before it is fenced; a rerun changes nothing."""
+    lab = fresh_lab.lab
+    state = lab.cfg.state
+    nodes = [node(lab, "pg1"), node(lab, "pg2")]
+    balancer = [(state["lb"]["admin_socket"], state["lb"]["db_backend"])]
+    options = {"run": run_command, "pg_bin": state["pg_bin"], "os_user": lab.cfg.run_as}
+
+    healthy = failover_cluster(nodes, balancer, **options)
+    assert healthy["changed"] is False and healthy["primary"] == "pg1"
+    assert "no failover needed" in healthy["msg"]
+
+    plan = failover_cluster(nodes, balancer, switchover=True, check_mode=True, **options)
+    assert plan["changed"] and plan["previous_primary"] == "pg1" and plan["new_primary"] == "pg2"
+    assert lab.nodes["pg2"].in_recovery() is True and lb_status(lab)["pg1"].startswith("UP")
+
+    done = failover_cluster(nodes, balancer, switchover=True, **options)
+    assert done["changed"] and done["primary"] == "pg2"
+    assert "stopped" in done["fence"]["actions"]
+    assert write_through_lb(state) == state["ports"]["pg2"]
+    status = lb_status(lab)
+    assert status["pg1"].startswith("MAINT") and status["pg2"].startswith("UP")
+
+    again = failover_cluster(nodes, balancer, **options)
+    assert again["changed"] is False and again["primary"] == "pg2"
+
+
+def test_load_balancer_is_repaired_when_a_previous_run_stopped_after_promotion(fresh_lab):
+    lab = fresh_lab.lab
+    state = lab.cfg.state
+    fresh_lab.mttr("break", "primary-down")
+    engine(lab, "pg1", "pg2", run_command).failover()  # promoted, HAProxy not switched
+    nodes = [node(lab, "pg1"), node(lab, "pg2")]
+    balancer = [(state["lb"]["admin_socket"], state["lb"]["db_backend"])]
+    repaired = failover_cluster(nodes, balancer, run=run_command)
+    assert repaired["changed"] is True and repaired["previous_primary"] is None
+    assert "traffic moved" in repaired["msg"]
+    assert write_through_lb(state) == state["ports"]["pg2"]
+
+
+def test_unreachable_data_directory_leaves_fencing_pending_until_fenced_on_its_host(fresh_lab):
+    lab = fresh_lab.lab
+    state = lab.cfg.state
+    fresh_lab.mttr("break", "primary-down")
+    remote = PgNode(
+        "pg1", "127.0.0.1", state["ports"]["pg1"], state["db"]["superuser"], state["db"]["superuser_password"]
+    )
+    result = failover_cluster([remote, node(lab, "pg2")], run=run_command)
+    assert result["changed"] and result["fence"]["pending"] is True
+    assert "FENCING PENDING" in result["msg"]
+    assert lab.nodes["pg2"].in_recovery() is False
+
+    # what the role does next, on the old primary's own host
+    fenced = fence_data_dir(node(lab, "pg1"), node(lab, "pg2"), os_user=lab.cfg.run_as)
+    assert fenced["changed"] is True
+    assert fence_data_dir(node(lab, "pg1"), node(lab, "pg2"), os_user=lab.cfg.run_as)["changed"] is False
+    lab.nodes["pg1"].start()
+    assert lab.nodes["pg1"].in_recovery() is True
+    with connect(state, state["ports"]["pg1"]) as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        conn.execute("INSERT INTO orders (customer, amount_cents) VALUES ('split-brain', 1)")
+
+
+def test_choice_refuses_split_brain_and_a_cluster_without_standby(fresh_lab):
+    lab = fresh_lab.lab
+    nodes = [node(lab, "pg1"), node(lab, "pg2")]
+    states = probe_all(nodes)
+    assert choose(nodes, states) == (None, "pg1")
+    assert choose(nodes, states, switchover=True) == ("pg1", "pg2")
+    both = dict(states, pg2=dict(states["pg1"]))
+    with pytest.raises(FailoverError, match="split brain"):
+        choose(nodes, both)
+    fresh_lab.mttr("break", "primary-down")
+    lab.nodes["pg2"].stop()
+    with pytest.raises(FailoverError, match="no standby answers"):
+        failover_cluster(nodes, run=run_command)
