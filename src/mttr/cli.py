@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .incident_cli import add_parser as add_incident_parser
 
     add_incident_parser(commands)
+    from .report_cli import add_parser as add_report_parser
+
+    add_report_parser(commands)
     return parser
 
 
@@ -145,6 +148,15 @@ def main(argv: list[str] | None = None) -> int:
 
             try:
                 return incident_command(args, console)
+            except IncidentError as exc:
+                print(f"mttr: error: {exc}", file=sys.stderr)
+                return 1
+        if args.command == "report":
+            from .report_cli import IncidentError
+            from .report_cli import run as report_command
+
+            try:
+                return report_command(args)
             except IncidentError as exc:
                 print(f"mttr: error: {exc}", file=sys.stderr)
                 return 1
