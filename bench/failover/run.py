@@ -82,7 +82,8 @@ WRITE_CONNECT_TIMEOUT_S = 2
 INSERT_SQL = "INSERT INTO orders (customer, amount_cents) VALUES (%s, 1) RETURNING inet_server_port()"
 
 TASK_PROBE = "Probe every database node for its role and lag"
-TASK_FAILOVER = "Fence the old primary, promote the standby, prove a write"
+TASK_FAILOVER = "Fence the old primary, promote the standby, prove a write"  # the lean prototypes' task
+TASK_ONE_CALL = "Drain, fence, promote, prove a write and switch the load balancers"  # the role's, since the one-call
 TASK_LB = "Send write traffic to the new primary"
 TASK_VALIDATE = "Validate the service through the load balancer"
 TASK_REPORT = "Report the failover"
@@ -873,8 +874,10 @@ def runner_results(events):
             continue
         task = data.get("task") or ""
         res = data.get("res", {})
-        if task == TASK_FAILOVER:
+        if task in (TASK_FAILOVER, TASK_ONE_CALL):
             out["failover"] = {"timings": res.get("timings"), "fence": res.get("fence"), "msg": res.get("msg")}
+            if res.get("load_balancers"):
+                out["haproxy"] = [{"timings": lb.get("timings"), "msg": lb.get("msg")} for lb in res["load_balancers"]]
         elif task == TASK_LB:
             items = res.get("results") or [res]
             out["haproxy"] = [{"timings": item.get("timings"), "msg": item.get("msg")} for item in items]

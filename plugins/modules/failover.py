@@ -16,7 +16,7 @@ description:
     one out of every O(load_balancers) backend, then fences, promotes and proves a write as below, and
     readies the new primary in the backends. When a writable primary answers, nothing is promoted and
     the backends are only made to point at it. Each Ansible task costs about 0.4 s, the failover
-    itself about 0.2 s: one call is what keeps the first write within a few seconds.
+    itself about 0.2 s, so one call is what keeps the first write within a few seconds.
   - C(postgres) with O(old) and O(new) - checks the candidate is a standby within O(max_lag_bytes) of the old primary
     (refused otherwise unless O(force=true)), fences the old primary first (read-only and sessions
     terminated when it answers; C(standby.signal) and a C(primary_conninfo) to the new primary in
