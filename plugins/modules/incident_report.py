@@ -62,7 +62,7 @@ options:
   targets:
     description:
       - Seconds from opening to C(acknowledge), C(mitigate) and C(resolve) that count as on target, per severity,
-        such as C({SEV1: {acknowledge: 120}}). Merged over the defaults; for C(SEV1) 300, 3600 and 14400, for
+        for example C(acknowledge=120) under C(SEV1). Merged over the defaults - for C(SEV1) 300, 3600 and 14400, for
         C(SEV2) 900, 14400 and 86400, for C(SEV3) 3600, 86400 and 259200, for C(SEV4) 14400, 259200 and 604800.
     type: dict
     default: {}
