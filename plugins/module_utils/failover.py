@@ -87,14 +87,27 @@ class PgNode:
             ).fetchone()[0]
         return max(0, int(gap))
 
-    def conninfo(self):
+    def conninfo(self, application_name=None):
+        """How a standby reaches this node; ``application_name`` names the standby in pg_stat_replication."""
         parts = [f"host={self.params['host']}", f"port={self.params['port']}"]
         if self.params.get("user"):
             parts.append(f"user={self.params['user']}")
         if self.params.get("password"):
             parts.append(f"password={self.params['password']}")
-        parts.append(f"application_name={self.name}")
+        parts.append(f"application_name={application_name or self.name}")
         return " ".join(parts)
+
+    def follow(self, primary):
+        """Make this standby stream from ``primary`` (primary_conninfo, reloaded). True if it changed."""
+        from psycopg import sql
+
+        wanted = primary.conninfo(application_name=self.name)
+        with self.connect() as conn:
+            if conn.execute("SHOW primary_conninfo").fetchone()[0] == wanted:
+                return False
+            conn.execute(sql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(sql.Literal(wanted)))
+            conn.execute("SELECT pg_reload_conf()")
+        return True
 
 
 class PostgresFailover:
@@ -466,11 +479,27 @@ class HAProxySwitch:
         }
 
 
-def failover_cluster(nodes, balancers=(), switchover=False, **engine_options):
+def repoint_standbys(nodes, states, old, new):
+    """Make every other standby follow the new primary; say what was done to each."""
+    done = []
+    for node in nodes:
+        if node.name in (old, new.name) or not states[node.name].get("in_recovery"):
+            continue
+        try:
+            action = "now follows" if node.follow(new) else "already follows"
+        except node.psycopg.Error as exc:
+            action = f"could not be repointed ({str(exc).strip().splitlines()[0] if str(exc).strip() else 'error'})"
+        done.append({"node": node.name, "msg": f"{node.name} {action} {new.name}"})
+    return done
+
+
+def failover_cluster(nodes, balancers=(), switchover=False, repoint=True, **engine_options):
     """The whole failover in one call: probe, choose, drain, fence, promote, prove a write, switch.
 
     ``nodes`` are PgNode; ``balancers`` (socket path, backend) pairs of HAProxy backends whose servers
-    carry the nodes' names. Returns the engine's result plus every node's probe.
+    carry the nodes' names; with ``repoint``, the remaining standbys are made to follow the new primary
+    (last: they are not on the way to the first write). Returns the engine's result plus every node's
+    probe.
     """
     started = time.monotonic()
     check_mode = engine_options.pop("check_mode", False)
@@ -496,6 +525,12 @@ def failover_cluster(nodes, balancers=(), switchover=False, **engine_options):
     else:
         engine = PostgresFailover(by_name[old], by_name[new], **engine_options)
         result = engine.failover(check_mode=check_mode, states=states, switches=switches, started=started)
+        if repoint and result["changed"] and not check_mode:
+            mark = time.monotonic()
+            result["standbys"] = repoint_standbys(nodes, states, old, by_name[new])
+            if result["standbys"]:
+                result["msg"] += "".join(f"; {item['msg']}" for item in result["standbys"])
+                result["timings"]["repoint_s"] = round(time.monotonic() - mark, 4)
     if result["changed"] and not check_mode:
         result["timings"]["detect_s"] = detect_s
     result["nodes"] = states

@@ -75,6 +75,12 @@ options:
     description: (postgres, with O(nodes)) Fail over although a writable primary answers (planned switchover).
     type: bool
     default: false
+  repoint_standbys:
+    description:
+      - (postgres, with O(nodes)) After the failover, make every other reachable standby stream from the
+        new primary (C(ALTER SYSTEM SET primary_conninfo), reloaded; it follows the new timeline).
+    type: bool
+    default: true
   load_balancers:
     description:
       - (postgres, with O(nodes)) HAProxy backends whose servers are the nodes (by name). The old primary
@@ -252,6 +258,12 @@ load_balancers:
   returned: success
   type: list
   elements: dict
+standbys:
+  description: (postgres, with O(nodes)) What was done to each remaining standby (repointed, or why not).
+  returned: when a failover ran and other standbys answered
+  type: list
+  elements: dict
+  sample: [{"node": "pg3", "msg": "pg3 now follows pg2"}]
 nodes:
   description: (postgres, with O(nodes)) Each node's probe before anything was done (role, lag, LSN, error).
   returned: success
@@ -277,7 +289,8 @@ timings:
   description:
     - Seconds per step. postgres - C(detect_s) (probing the nodes), C(drain_s), C(fence_s), C(promote_s),
       C(detect_to_promote_s) (from the start of the call to the promoted primary), C(promote_to_first_write_s),
-      C(switch_s) (load balancers), C(total_s). haproxy - C(switch_s), C(until_up_s).
+      C(switch_s) (load balancers), C(total_s), C(repoint_s) (other standbys, after C(total_s)).
+      haproxy - C(switch_s), C(until_up_s).
   returned: when something changed
   type: dict
 lag_bytes:
@@ -340,6 +353,7 @@ def main():
             "action": {"type": "str", "choices": ["failover", "fence", "rejoin"], "default": "failover"},
             "nodes": {"type": "list", "elements": "dict", "options": NODE_OPTIONS},
             "switchover": {"type": "bool", "default": False},
+            "repoint_standbys": {"type": "bool", "default": True},
             "load_balancers": {
                 "type": "list",
                 "elements": "dict",
@@ -426,6 +440,7 @@ def main():
                     [pg_node(spec) for spec in params["nodes"]],
                     [(lb["admin_socket"], lb["backend"]) for lb in params["load_balancers"]],
                     switchover=params["switchover"],
+                    repoint=params["repoint_standbys"],
                     check_mode=module.check_mode,
                     **options,
                 )

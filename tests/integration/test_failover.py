@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import psycopg
 import pytest
 
@@ -15,7 +18,9 @@ from ansible_collections.mttr.recovery.plugins.module_utils.failover import (
     fence_data_dir,
     probe_all,
 )
+from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import free_port
 from conftest import REPO, run_playbook, task_result
+from mttr.lab.postgres import PostgresNode
 
 pytestmark = pytest.mark.integration
 
@@ -247,3 +252,35 @@ def test_choice_refuses_split_brain_and_a_cluster_without_standby(fresh_lab):
     lab.nodes["pg2"].stop()
     with pytest.raises(FailoverError, match="no standby answers"):
         failover_cluster(nodes, run=run_command)
+
+
+def test_remaining_standbys_follow_the_new_primary(fresh_lab):
+    """A third node streaming from pg1 is repointed at pg2 in the same call, and replicates from it."""
+    lab = fresh_lab.lab
+    state = lab.cfg.state
+    pg3_port = free_port()
+    state["nodes"]["pg3"] = {"port": pg3_port, "data": str(Path(state["nodes"]["pg1"]["data"]).parent / "pg3")}
+    pg3 = PostgresNode(lab.cfg, "pg3")
+    pg3.base_backup_from(lab.nodes["pg1"])
+    pg3.start()
+    try:
+        fresh_lab.mttr("break", "primary-down")
+        nodes = [node(lab, name) for name in ("pg1", "pg2", "pg3")]
+        result = failover_cluster(nodes, run=run_command, pg_bin=state["pg_bin"], os_user=lab.cfg.run_as)
+        assert result["new_primary"] == "pg2"
+        assert result["standbys"] == [{"node": "pg3", "msg": "pg3 now follows pg2"}]
+        with connect(state, state["ports"]["pg2"]) as conn:
+            conn.execute("INSERT INTO orders (customer, amount_cents) VALUES ('after-failover', 1)")
+        deadline = time.monotonic() + 30
+        with connect(state, pg3_port) as conn:
+            while True:
+                seen = conn.execute("SELECT count(*) FROM orders WHERE customer = 'after-failover'").fetchone()[0]
+                receiver = conn.execute("SELECT status, sender_port FROM pg_stat_wal_receiver").fetchone()
+                if seen == 1 and receiver == ("streaming", state["ports"]["pg2"]):
+                    break
+                assert time.monotonic() < deadline, f"pg3 does not replicate from pg2 (receiver {receiver})"
+                time.sleep(0.2)
+        again = failover_cluster(nodes, run=run_command)
+        assert again["changed"] is False and "standbys" not in again
+    finally:
+        pg3.stop("immediate")
