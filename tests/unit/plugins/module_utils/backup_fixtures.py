@@ -30,8 +30,11 @@ from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
     utcnow,
 )
 from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import free_port
+from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.postgres_server import PG_BIN
+from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.postgres_server import (
+    PostgresServer as _PostgresServer,
+)
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SYSTEM_PYTHON = "/usr/bin/python3"
 COLLECTION_ROOT = Path(__file__).resolve().parents[4]
 ACCESS_KEY = "mttr-test-key"
@@ -313,93 +316,11 @@ def siblings(path) -> list[str]:
 # ----------------------------------------------------------------------------- PostgreSQL
 
 
-class PostgresServer:
-    """A throwaway PostgreSQL 15 server on 127.0.0.1, run as ``postgres``, with a password superuser."""
+class PostgresServer(_PostgresServer):
+    """The shared throwaway PostgreSQL server, with the backup engine's view of a database."""
 
     def __init__(self, user: str = "mttr_admin", password: str = "b4ckup-S3cret!pw"):
-        self.user = user
-        self.password = password
-        # pytest's tmp_path is 0700 under root: the postgres user could not reach it
-        self.root = Path(tempfile.mkdtemp(prefix="mttr-backup-pg-", dir="/tmp"))
-        self.root.chmod(0o755)
-        shutil.chown(self.root, "postgres", "postgres")
-        self.data = self.root / "data"
-        pwfile = self.root / "pwfile"
-        pwfile.write_text(password + "\n")
-        shutil.chown(pwfile, "postgres", "postgres")
-        self.port = 0
-        try:
-            self._as_postgres(
-                PG_BIN / "initdb", "-D", self.data, "-U", user, f"--pwfile={pwfile}", "-A", "scram-sha-256",
-                "-N", "--no-instructions", "-E", "UTF8", "--locale=C",
-            )  # fmt: skip
-            pwfile.unlink()
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _as_postgres(self, *argv) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [str(arg) for arg in argv],
-            user="postgres",
-            group="postgres",
-            extra_groups=[],
-            cwd=self.root,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if result.returncode:
-            log = self.root / "server.log"
-            raise RuntimeError(
-                f"{argv[0]} failed ({result.returncode}): {result.stdout}{result.stderr}"
-                + (log.read_text() if log.exists() else "")
-            )
-        return result
-
-    def _start(self) -> None:
-        for attempt in range(3):  # another process may take the free port before the server binds it
-            self.port = free_port()
-            options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-            try:
-                self._as_postgres(
-                    PG_BIN / "pg_ctl", "-D", self.data, "-l", self.root / "server.log", "-w", "-t", "30",
-                    "-o", options, "start",
-                )  # fmt: skip
-                return
-            except RuntimeError:
-                if attempt == 2:
-                    raise
-
-    def connect(self, dbname: str = "postgres"):
-        import psycopg
-
-        return psycopg.connect(
-            host="127.0.0.1",
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            dbname=dbname,
-            autocommit=True,
-            connect_timeout=5,
-        )
-
-    def query(self, dbname: str, sql: str, params=None) -> list:
-        with self.connect(dbname) as conn:
-            cursor = conn.execute(sql, params)
-            return cursor.fetchall() if cursor.description else []
-
-    def databases(self) -> list[str]:
-        return [row[0] for row in self.query("postgres", "SELECT datname FROM pg_database ORDER BY datname")]
-
-    def create_database(self, name: str) -> None:
-        from psycopg import sql
-
-        with self.connect() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        super().__init__(user, password, prefix="mttr-backup-pg-")
 
     def target(self, database: str):
         from ansible_collections.mttr.recovery.plugins.module_utils.backup_postgres import PostgresTarget
@@ -407,17 +328,3 @@ class PostgresServer:
         return PostgresTarget(
             database, host="127.0.0.1", port=self.port, user=self.user, password=self.password, pg_bin=str(PG_BIN)
         )
-
-    def stop(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            subprocess.run(
-                [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
-                user="postgres",
-                group="postgres",
-                extra_groups=[],
-                cwd=self.root,
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
-        shutil.rmtree(self.root, ignore_errors=True)

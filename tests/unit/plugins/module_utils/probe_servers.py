@@ -11,11 +11,9 @@ import datetime
 import functools
 import ipaddress
 import json
-import os
 import shutil
 import socket
 import ssl
-import subprocess
 import tempfile
 import threading
 import time
@@ -29,9 +27,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import free_port, run_process
+from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import run_process
+from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.postgres_server import PostgresServer
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 JSON_DOC = {"status": "ok", "version": 3, "items": [{"id": 7}, {"id": 9}], "checks": {"db": True}}
 
 
@@ -201,87 +199,11 @@ class SelfSignedCert:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class Postgres:
-    """A throwaway PostgreSQL 15 server on 127.0.0.1, run as ``postgres``, with a password-authenticated superuser."""
+class Postgres(PostgresServer):
+    """The shared throwaway PostgreSQL server, with the probe tests' superuser."""
 
     def __init__(self, user: str = "mttr", password: str = "pr0be-S3cret!pw"):
-        self.user = user
-        self.password = password
-        # pytest's tmp_path is 0700 under root: the postgres user could not reach it
-        self.root = Path(tempfile.mkdtemp(prefix="probe-pg-", dir="/tmp"))
-        self.root.chmod(0o755)
-        shutil.chown(self.root, "postgres", "postgres")
-        self.data = self.root / "data"
-        pwfile = self.root / "pwfile"
-        pwfile.write_text(password + "\n")
-        shutil.chown(pwfile, "postgres", "postgres")
-        self.port = 0
-        try:
-            self._as_postgres(
-                PG_BIN / "initdb", "-D", self.data, "-U", user, f"--pwfile={pwfile}", "-A", "scram-sha-256",
-                "-N", "--no-instructions", "-E", "UTF8", "--locale=C",
-            )  # fmt: skip
-            pwfile.unlink()
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _as_postgres(self, *argv) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [str(arg) for arg in argv],
-            user="postgres",
-            group="postgres",
-            extra_groups=[],
-            cwd=self.root,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if result.returncode:
-            log = self.root / "server.log"
-            raise RuntimeError(
-                f"{argv[0]} failed ({result.returncode}): {result.stdout}{result.stderr}"
-                + (log.read_text() if log.exists() else "")
-            )
-        return result
-
-    def _start(self) -> None:
-        for attempt in range(3):  # another process may grab the free port before the server binds it
-            self.port = free_port()
-            options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-            try:
-                self._as_postgres(
-                    PG_BIN / "pg_ctl", "-D", self.data, "-l", self.root / "server.log", "-w", "-t", "30",
-                    "-o", options, "start",
-                )  # fmt: skip
-                return
-            except RuntimeError:
-                if attempt == 2:
-                    raise
-
-    def probe(self, **fields) -> dict:
-        """A postgres probe definition for this server (fields override)."""
-        spec = {"kind": "postgres", "host": "127.0.0.1", "port": self.port, "user": self.user}
-        spec["password"] = self.password
-        spec.update(fields)
-        return spec
-
-    def stop(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            subprocess.run(
-                [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
-                user="postgres",
-                group="postgres",
-                extra_groups=[],
-                cwd=self.root,
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
-        shutil.rmtree(self.root, ignore_errors=True)
+        super().__init__(user, password, prefix="probe-pg-")
 
 
 subprocess_runner = functools.partial(run_process, timeout=30)

@@ -21,13 +21,13 @@ from ansible_collections.mttr.recovery.plugins.module_utils.probes import (
     run_probes,
     summarize,
 )
+from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import free_port
 from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.probe_servers import (
     JSON_DOC,
     Postgres,
     SelfSignedCert,
     SilentListener,
     TargetServer,
-    free_port,
     subprocess_runner,
 )
 

@@ -8,11 +8,11 @@ import time
 import pytest
 
 from ansible_collections.mttr.recovery.plugins.modules import health_check
+from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import free_port
 from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.probe_servers import (
     Postgres,
     SilentListener,
     TargetServer,
-    free_port,
 )
 from ansible_collections.mttr.recovery.tests.unit.plugins.modules.utils import (
     AnsibleExitJson,
