@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -25,23 +26,29 @@ import pstats
 import shutil
 import statistics
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
 import zlib
 from pathlib import Path
 
+from ansible_collections.mttr.recovery.plugins.module_utils.backup_files import extract_verified, write_archive
+from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import HashingWriter
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
-from run import MIB, generate_tree, loadavg, log  # noqa: E402  (the benchmark's own generator)
 
-from ansible_collections.mttr.recovery.plugins.module_utils.backup_files import (  # noqa: E402
-    extract_verified,
-    write_archive,
-)
-from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import HashingWriter  # noqa: E402
+def load_run():
+    """The benchmark's run.py (its tree generator), loaded from beside this file."""
+    spec = importlib.util.spec_from_file_location("mttr_bench_backup_restore_run", HERE / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RUN = load_run()
+MIB = RUN.MIB
+log = RUN.log
 
 
 def sha256_file(path):
@@ -88,7 +95,7 @@ def main(argv=None):
             source = work / "source"
             source.mkdir()
             log(f"generating {args.size_mb} MiB tree...")
-            generate_tree(source, args.size_mb)
+            RUN.generate_tree(source, args.size_mb)
             archive = work / "files.tar.gz"
             with open(archive, "wb") as handle:
                 writer = HashingWriter(handle)
@@ -129,7 +136,8 @@ def main(argv=None):
         }
         figures = {name: [] for name in parts}
         loads = []
-        for _round in range(args.repeats):
+        outputs = []
+        for number in range(args.repeats):
             for name, part in parts.items():
                 subprocess.run(["sync"], check=True)
                 loads.append(os.getloadavg()[0])
@@ -137,16 +145,15 @@ def main(argv=None):
                 out = part()
                 figures[name].append(round(time.perf_counter() - started, 3))
                 if isinstance(out, Path):
-                    shutil.rmtree(out)
-            log(f"round {_round + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in figures.items()))
-        print(f"archive {size / MIB:.0f} MiB; seconds, median [min-max] of {args.repeats}; load {loadavg()}")
+                    outputs.append(out)  # removed at the end: see run.py on ext4's recently deleted inodes
+            log(f"round {number + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in figures.items()))
+        print(f"archive {size / MIB:.0f} MiB; seconds, median [min-max] of {args.repeats}; load {RUN.loadavg()}")
         for name, values in figures.items():
             print(f"  {name:<34} {statistics.median(values):7.2f} [{min(values):.2f}-{max(values):.2f}]")
         profile = cProfile.Profile()
         out = fresh()
         with open(archive, "rb") as handle:
             profile.runcall(extract_verified, handle, artifact, "bench", str(out), "gzip")
-        shutil.rmtree(out)
         text = io.StringIO()
         pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(18)
         print("\n".join(line for line in text.getvalue().splitlines() if line.strip())[:6000])
