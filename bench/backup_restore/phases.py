@@ -48,7 +48,10 @@ def load_run():
 
 RUN = load_run()
 MIB = RUN.MIB
-log = RUN.log
+
+
+def log(message):
+    RUN.log(message)
 
 
 def sha256_file(path):
