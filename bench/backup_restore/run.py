@@ -188,6 +188,16 @@ def timed(argv, env=None, cwd=None):
         os.unlink(out)
 
 
+def interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def install_signal_handlers():
+    """SIGINT and SIGTERM raise KeyboardInterrupt, so the cleanup in main() always runs."""
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
+
+
 def sync():
     subprocess.run(["sync"], check=True)
 
@@ -438,6 +448,11 @@ class Runner:
             quiet=True,
         )
         result["playbook_s"] = round(time.perf_counter() - started, 4)
+        # ansible-runner replaces the SIGINT and SIGTERM handlers with its own (they only cancel its run) and
+        # leaves them installed: put ours back, so an interruption outside a run still cleans up
+        install_signal_handlers()
+        if runner.status == "canceled":
+            raise KeyboardInterrupt(f"{playbook} was cancelled")
         if runner.rc != 0:
             tail = runner.stdout.read()[-3000:]
             raise RuntimeError(f"{playbook} failed (rc {runner.rc}, {runner.status}):\n{tail}")
@@ -822,11 +837,7 @@ def main(argv=None):
         sys.exit(f"/tmp has {free_mb('/tmp')} MiB free; this needs about {need} MiB")
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
-    # Ctrl-C raises KeyboardInterrupt; make SIGTERM do the same so the cleanup below always runs
-    def interrupted(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupted)
+    install_signal_handlers()
     from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.backup_fixtures import PostgresServer
 
     results = {
