@@ -1,9 +1,14 @@
 # Copyright: mttr.recovery contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The backup modules' shared options and their AnsibleModule wrapper."""
+"""The backup modules' shared options and their AnsibleModule wrapper.
+
+boto3 is imported only when an S3 repository is used: importing it costs ~0.4 s, a tenth of a
+small restore from a local repository.
+"""
 
 from __future__ import annotations
 
+import sys
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -15,17 +20,29 @@ from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
     S3Repository,
 )
 
-try:
-    import boto3
-    import botocore.config
-    import botocore.exceptions
-    from boto3.s3.transfer import TransferConfig
 
-    HAS_BOTO3 = True
-    BOTO3_IMPORT_ERROR = None
-except ImportError:
-    HAS_BOTO3 = False
-    BOTO3_IMPORT_ERROR = traceback.format_exc()
+def load_boto3():
+    """(boto3, botocore.config, TransferConfig), or None with the import error's traceback."""
+    try:
+        import boto3
+        import botocore.config
+        import botocore.exceptions
+        from boto3.s3.transfer import TransferConfig
+    except ImportError:
+        return None, traceback.format_exc()
+    return (boto3, botocore.config, TransferConfig), None
+
+
+def backup_errors():
+    """The errors a backup module reports as a failure: evaluated in ``except backup_errors()``, when raised.
+
+    botocore's are included once it is loaded: an S3 error can only come from it after that.
+    """
+    errors = (BackupError, OSError)
+    botocore_exceptions = sys.modules.get("botocore.exceptions")
+    if botocore_exceptions is not None:
+        errors += (botocore_exceptions.BotoCoreError, botocore_exceptions.ClientError)
+    return errors
 
 
 def repository_spec():
@@ -71,8 +88,10 @@ def make_repository(options):
         raise BackupError(f"repository type must be local or s3, got {options.get('type')!r}")
     if not options.get("bucket"):
         raise BackupError("an s3 repository needs bucket")
-    if not HAS_BOTO3:
-        raise BackupError("S3 repositories need boto3 (pip install boto3)")
+    libraries, error = load_boto3()
+    if libraries is None:
+        raise BackupError(f"S3 repositories need boto3 (pip install boto3): {error.strip().splitlines()[-1]}")
+    boto3, botocore_config, TransferConfig = libraries
     client = boto3.client(
         "s3",
         endpoint_url=options.get("endpoint_url") or None,
@@ -80,7 +99,7 @@ def make_repository(options):
         aws_access_key_id=options.get("access_key") or None,
         aws_secret_access_key=options.get("secret_key") or None,
         aws_session_token=options.get("session_token") or None,
-        config=botocore.config.Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5),
+        config=botocore_config.Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5),
     )
     chunk = max(5, int(options.get("multipart_chunk_mb") or 16)) * 1024 * 1024
     transfer = TransferConfig(
@@ -104,8 +123,10 @@ class BackupModule(AnsibleModule):
         return self.run_command(argv)
 
     def repository(self):
-        if self.params["repository"]["type"] == "s3" and not HAS_BOTO3:
-            self.fail_json(msg=missing_required_lib("boto3"), exception=BOTO3_IMPORT_ERROR)
+        if self.params["repository"]["type"] == "s3":
+            libraries, error = load_boto3()
+            if libraries is None:
+                self.fail_json(msg=missing_required_lib("boto3"), exception=error)
         return make_repository(self.params["repository"])
 
     def postgres_target(self):
@@ -128,15 +149,10 @@ class BackupModule(AnsibleModule):
         """Fail with a readable message for backup errors and the S3 / database errors beneath them."""
         if isinstance(exc, BackupError):
             self.fail_json(msg=str(exc), **result)
-        if HAS_BOTO3 and isinstance(exc, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)):
+        if isinstance(exc, backup_errors()[2:]):
             self.fail_json(
                 msg=f"S3 repository {self.params['repository'].get('bucket')}: {exc}",
                 exception=traceback.format_exc(),
                 **result,
             )
         self.fail_json(msg=f"{type(exc).__name__}: {exc}", exception=traceback.format_exc(), **result)
-
-
-BACKUP_ERRORS = (BackupError, OSError) + (
-    (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) if HAS_BOTO3 else ()
-)

@@ -4,14 +4,16 @@
 
 Restore streams the archive from the repository through a hash into a staging directory beside
 the target, checking every member before it is written (no absolute paths, no ``..``, no links
-leaving the tree, no devices). Only when the whole stream matches the manifest's sha256 is the
-staging directory swapped in, with one ``renameat2(RENAME_EXCHANGE)``; the previous tree is kept
-as the pre-restore safety copy. A journal beside the target makes a restore killed at any point
-resumable to either the old or the new tree, never a mix.
+leaving the tree, no devices); GNU tar writes the checked members. Only when the whole stream
+matches the manifest's sha256 is the staging directory swapped in, with one
+``renameat2(RENAME_EXCHANGE)``; the previous tree is kept as the pre-restore safety copy. A
+journal beside the target makes a restore killed at any point resumable to either the old or the
+new tree, never a mix.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import datetime
@@ -19,7 +21,12 @@ import errno
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tarfile
+import tempfile
+import zlib
 
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
     CHUNK,
@@ -31,6 +38,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
 COMPRESSION = {"gzip": ("gz", "tar.gz"), "none": ("", "tar")}
 RENAME_EXCHANGE = 2
 AT_FDCWD = -100
+PR_SET_PDEATHSIG = 1
 
 
 def archive_name(compression):
@@ -49,85 +57,260 @@ def write_archive(source_dir, stream, compression="gzip", level=1):
         return len(tar.members)
 
 
-def _inside(root, path):
-    root = os.path.abspath(root)
-    path = os.path.abspath(path)
-    return path == root or path.startswith(root + os.sep)
+class MemberChecker:
+    """Checks archive members in stream order, before any of their bytes reach the extractor.
 
-
-def check_member(member, root):
-    """Refuse archive members that would write outside ``root`` or create special files."""
-    name = member.name
-    if name.startswith("/") or os.path.isabs(name):
-        raise BackupError(f"archive member {name!r} has an absolute path: the backup is unsafe and was refused")
-    if ".." in name.replace("\\", "/").split("/"):
-        raise BackupError(f"archive member {name!r} contains '..': the backup is unsafe and was refused")
-    destination = os.path.join(root, name)
-    # links already extracted are resolved on disk too: ``c -> sub/..`` then ``a -> c/../x`` looks inside, is not
-    real_root = os.path.realpath(root)
-    if not _inside(root, destination) or not _inside(real_root, os.path.realpath(os.path.dirname(destination))):
-        raise BackupError(f"archive member {name!r} leaves the target: the backup is unsafe and was refused")
-    if member.issym():
-        link = member.linkname
-        resolved = os.path.join(os.path.dirname(destination), link)
-        if os.path.isabs(link) or not _inside(root, resolved) or not _inside(real_root, os.path.realpath(resolved)):
-            raise BackupError(
-                f"archive member {name!r} is a symlink to {link!r}, outside the target: the backup is unsafe "
-                "and was refused"
-            )
-    elif member.islnk():
-        linked = os.path.join(root, member.linkname)
-        if (
-            os.path.isabs(member.linkname)
-            or not _inside(root, linked)
-            or not _inside(real_root, os.path.realpath(linked))
-        ):
-            raise BackupError(f"archive member {name!r} is a hard link outside the target: refused")
-    elif not (member.isfile() or member.isdir()):
-        raise BackupError(f"archive member {name!r} is a device, FIFO or other special file: refused")
-
-
-def _data_checked(member, path):
-    """tarfile's data filter as a second safety check only: the member keeps its modes and owners.
-
-    (The data filter itself would drop owners and rewrite modes: a 0700 directory would come back 0755.)
+    Refused: absolute names, ``..`` components, symlinks and hard links that resolve outside the
+    tree, members written through a link that leaves it, devices, FIFOs and other special files.
+    Links are resolved against the symlinks the archive itself created earlier, kept in memory (as
+    ``realpath`` would on disk): the extractor runs just behind the check, so the disk cannot be asked.
     """
-    tarfile.data_filter(member, path)
-    return member
+
+    MAX_HOPS = 40
+
+    def __init__(self):
+        self.links = {}  # resolved member path -> symlink target, for symlinks the archive created
+
+    def resolve(self, parts):
+        """The components of ``parts`` (relative to the root) with known symlinks followed; None if outside."""
+        pending = list(parts)
+        out = []
+        hops = 0
+        while pending:
+            part = pending.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not out:
+                    return None
+                out.pop()
+                continue
+            target = self.links.get("/".join([*out, part]))
+            if target is None:
+                out.append(part)
+                continue
+            hops += 1
+            if hops > self.MAX_HOPS or target.startswith("/"):
+                return None
+            pending[:0] = target.split("/")
+        return out
+
+    def check(self, member):
+        """Raise BackupError for an unsafe member; remember the symlinks it creates."""
+        name = member.name
+        if name.startswith("/") or os.path.isabs(name):
+            raise BackupError(f"archive member {name!r} has an absolute path: the backup is unsafe and was refused")
+        parts = [part for part in name.replace("\\", "/").split("/") if part not in ("", ".")]
+        if ".." in parts:
+            raise BackupError(f"archive member {name!r} contains '..': the backup is unsafe and was refused")
+        if not parts:
+            if member.isdir():
+                return  # the root itself (``./``)
+            raise BackupError(f"archive member {name!r} has no name: the backup is unsafe and was refused")
+        parent = self.resolve(parts[:-1])
+        if parent is None:
+            raise BackupError(f"archive member {name!r} leaves the target: the backup is unsafe and was refused")
+        path = "/".join(parent + parts[-1:])
+        if member.issym():
+            link = member.linkname
+            if link.startswith("/") or self.resolve(parent + link.split("/")) is None:
+                raise BackupError(
+                    f"archive member {name!r} is a symlink to {link!r}, outside the target: the backup is unsafe "
+                    "and was refused"
+                )
+            self.links[path] = link
+            return
+        self.links.pop(path, None)  # the extractor replaces a link that stood there
+        if member.islnk():
+            linked = member.linkname
+            if linked.startswith("/") or ".." in linked.split("/") or self.resolve(linked.split("/")) is None:
+                raise BackupError(f"archive member {name!r} is a hard link outside the target: refused")
+        elif not (member.isfile() or member.isdir()):
+            raise BackupError(f"archive member {name!r} is a device, FIFO or other special file: refused")
+
+
+def check_member(member, checker=None):
+    """Check one member (with the links earlier members created, in ``checker``)."""
+    (checker or MemberChecker()).check(member)
+
+
+class _Inflating:
+    """The decompressed bytes of ``source`` (gzip, possibly several members, or none) as a readable stream."""
+
+    def __init__(self, source, compression):
+        self.source = source
+        self.gzip = compression == "gzip"
+        self.inflater = zlib.decompressobj(31) if self.gzip else None
+        self.buffer = b""
+        self.offset = 0
+        self.eof = False
+
+    def _fill(self):
+        chunk = self.source.read(CHUNK)
+        if not chunk:
+            self.eof = True
+            if self.gzip and not self.inflater.eof:
+                raise EOFError("the compressed archive ends early")
+            return b""
+        if not self.gzip:
+            return chunk
+        data = self.inflater.decompress(chunk)
+        while self.inflater.eof and self.inflater.unused_data:
+            rest = self.inflater.unused_data
+            self.inflater = zlib.decompressobj(31)
+            data += self.inflater.decompress(rest)
+        return data
+
+    def read(self, size=-1):
+        while self.offset >= len(self.buffer) and not self.eof:
+            self.buffer, self.offset = self._fill(), 0
+        if size is None or size < 0:
+            size = len(self.buffer) - self.offset
+        data = self.buffer[self.offset : self.offset + size]
+        self.offset += len(data)
+        return data
+
+
+class _CheckedTee:
+    """What tarfile reads, passed on to the extractor only up to where members were checked.
+
+    tarfile reads a header (and some bytes beyond it) before the caller can check that member; the
+    bytes past ``safe_until`` are held back until the check has passed, so the extractor never gets a
+    member that was not checked. Held bytes stay few: a header and tarfile's read-ahead.
+    """
+
+    def __init__(self, source, sink):
+        self.source = source
+        self.sink = sink
+        self.read_pos = 0  # stream offset of the next byte tarfile will get
+        self.sent = 0  # stream offset of the next byte the extractor will get
+        self.safe_until = 0
+        self.held = bytearray()
+
+    def read(self, size=-1):
+        data = self.source.read(size)
+        self.read_pos += len(data)
+        self.held += data
+        self.flush()
+        return data
+
+    def allow(self, offset):
+        self.safe_until = max(self.safe_until, offset)
+        self.flush()
+
+    def flush(self):
+        count = min(len(self.held), self.safe_until - self.sent)
+        if count > 0:
+            self.sink.write(bytes(self.held[:count]))
+            del self.held[:count]
+            self.sent += count
+
+    def finish(self):
+        """The end of the archive was reached through checked members: pass on the rest as it is."""
+        self.allow(self.read_pos)
+        while True:
+            data = self.source.read(CHUNK)
+            if not data:
+                return
+            self.sink.write(data)
+
+
+def _libc():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    except OSError:
+        return None
+
+
+def _extractor(staging, errors):
+    tar = shutil.which("tar")
+    if tar is None:
+        raise BackupError("restoring a files backup needs tar (GNU tar) on the host")
+    preexec = None
+    libc = _libc() if sys.platform.startswith("linux") else None
+    if libc is not None:
+        prctl = libc.prctl
+
+        def preexec():
+            # the extractor must not outlive a restore that was killed: it would write into staging
+            # while the next run clears it away
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    return subprocess.Popen(
+        [tar, "-x", "-p", "-f", "-", "-C", staging],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+        env=dict(os.environ, LC_ALL="C"),
+        preexec_fn=preexec,
+    )
+
+
+def _stop(process):
+    if process.poll() is None:
+        process.kill()
+    with contextlib.suppress(OSError):
+        process.stdin.close()
+    process.wait()
 
 
 def extract_verified(stream, artifact, backup_id, staging, compression):
-    """Extract the archive from ``stream`` into ``staging`` while hashing; verify at the end."""
+    """Extract the archive from ``stream`` into ``staging`` while hashing; verify at the end.
+
+    One pass over the artifact: its bytes are hashed (the manifest's sha256 is over the compressed
+    file), decompressed with zlib, parsed by tarfile for the checks, and the checked bytes fed to GNU
+    tar, which writes the files (owners, modes, times, hard links) on the other CPU. Nothing is swapped
+    in unless the digest matches, so a corrupt archive only ever reaches the staging directory.
+    """
     reader = HashingReader(stream)
-    mode = "r|" + COMPRESSION[compression][0]
-    extract_kwargs = {"filter": _data_checked} if hasattr(tarfile, "data_filter") else {}
-    members = 0
-    try:
-        # tarfile's default buffer: with a 1 MiB one every 512-byte header read copies the rest of the
-        # decompressed buffer, and a restore of many small files takes seconds instead of a fraction
-        with tarfile.open(fileobj=reader, mode=mode) as tar:
-            directories = []
-            for member in tar:
-                check_member(member, staging)
-                # a directory's owner, mode and time are set last (as extractall does): a read-only one
-                # must still receive its files
-                tar.extract(member, staging, set_attrs=not member.isdir(), **extract_kwargs)
-                if member.isdir():
-                    directories.append(member)
-                members += 1
-            for member in sorted(directories, key=lambda m: m.name, reverse=True):
-                path = os.path.join(staging, member.name)
-                tar.chown(member, path, False)
-                tar.utime(member, path)
-                tar.chmod(member, path)
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        reader.drain()
-        if reader.size != artifact["size"] or reader.sha256.hexdigest() != artifact["sha256"]:
-            check_artifact(reader, artifact, backup_id)
-        raise BackupError(f"backup {backup_id}: cannot extract {artifact['name']}: {exc}") from None
+    with tempfile.TemporaryFile() as errors:
+        process = _extractor(staging, errors)
+        try:
+            members = _feed(reader, process, compression)
+        except _ExtractFailed as exc:
+            _stop(process)
+            reader.drain()
+            if reader.size != artifact["size"] or reader.sha256.hexdigest() != artifact["sha256"]:
+                check_artifact(reader, artifact, backup_id)
+            errors.seek(0)
+            said = errors.read().decode("utf-8", "replace").strip().splitlines()
+            raise BackupError(
+                f"backup {backup_id}: cannot extract {artifact['name']}: {said[-1] if said else exc}"
+            ) from None
+        finally:
+            _stop(process)
     reader.drain()
     check_artifact(reader, artifact, backup_id)
     return reader.size, members
+
+
+def _feed(reader, process, compression):
+    """Check every member and feed the checked bytes to the extractor; the number of members."""
+    tee = _CheckedTee(_Inflating(reader, compression), process.stdin)
+    checker = MemberChecker()
+    members = 0
+    try:
+        with tarfile.open(fileobj=tee, mode="r|") as tar:
+            while True:
+                member = tar.next()
+                if member is None:
+                    break
+                tar.members.clear()  # nothing is extracted through tarfile: keep memory flat
+                checker.check(member)
+                tee.allow(tar.offset)  # up to the next member's header: this one's header and data
+                members += 1
+        tee.finish()
+        process.stdin.close()
+    except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as exc:
+        raise _ExtractFailed(str(exc)) from None
+    rc = process.wait()
+    if rc != 0:
+        raise _ExtractFailed(f"tar exited with {rc}")
+    return members
+
+
+class _ExtractFailed(Exception):
+    pass
 
 
 # ---------------------------------------------------------------------------- swapping
@@ -135,9 +318,8 @@ def extract_verified(stream, artifact, backup_id, staging, compression):
 
 def _renameat2():
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        function = libc.renameat2
-    except (OSError, AttributeError):
+        function = _libc().renameat2
+    except AttributeError:  # no libc, or no renameat2 in it
         return None
     function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     return function

@@ -108,8 +108,8 @@ duration_s:
 """
 
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_common import (
-    BACKUP_ERRORS,
     BackupModule,
+    backup_errors,
     postgres_spec,
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import take_backup
@@ -152,7 +152,7 @@ def main():
             keep_count=params["keep_count"],
             keep_days=params["keep_days"],
         )
-    except BACKUP_ERRORS as exc:
+    except backup_errors() as exc:
         module.fail_backup(exc)
     module.exit_json(**result)
 

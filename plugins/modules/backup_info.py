@@ -75,7 +75,7 @@ count:
   type: int
 """
 
-from ansible_collections.mttr.recovery.plugins.module_utils.backup_common import BACKUP_ERRORS, BackupModule
+from ansible_collections.mttr.recovery.plugins.module_utils.backup_common import BackupModule, backup_errors
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import backup_info
 
 
@@ -92,7 +92,7 @@ def main():
         result = backup_info(
             module.repository(), kind=params["kind"], source_name=params["source_name"], verify=params["verify"]
         )
-    except BACKUP_ERRORS as exc:
+    except backup_errors() as exc:
         module.fail_backup(exc)
     module.exit_json(**result)
 

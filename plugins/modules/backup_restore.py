@@ -147,8 +147,8 @@ recovered:
 """
 
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_common import (
-    BACKUP_ERRORS,
     BackupModule,
+    backup_errors,
     postgres_spec,
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import restore, roll_back
@@ -198,7 +198,7 @@ def main():
                 jobs=params["jobs"],
                 tmp_dir=params["tmp_dir"],
             )
-    except BACKUP_ERRORS as exc:
+    except backup_errors() as exc:
         module.fail_backup(exc)
     if not module._diff:
         result.pop("diff", None)

@@ -18,6 +18,7 @@ import pytest
 
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_files import (
     DirectoryTarget,
+    MemberChecker,
     check_member,
     exchange,
     tree_digest,
@@ -419,20 +420,25 @@ def test_symlink_chain_escape_is_refused(tmp_path):
     assert siblings(target) == []
 
 
-def test_check_member_resolves_links_already_extracted(tmp_path):
-    """check_member on its own (Python without tarfile's data filter): links are resolved on disk."""
-    staging = tmp_path / "staging"
-    (staging / "sub").mkdir(parents=True)
-    (staging / "c").symlink_to("sub/..")
-    info, _data = member("a", tarfile.SYMTYPE, "c/../victim")
+def test_member_checker_resolves_links_the_archive_created_earlier():
+    """Links are followed through the symlinks earlier members made (in memory: the extractor runs behind)."""
+    checker = MemberChecker()
+    checker.check(member("sub", tarfile.DIRTYPE)[0])
+    checker.check(member("c", tarfile.SYMTYPE, "sub/..")[0])  # c is the root itself: inside
     with pytest.raises(BackupError, match=re.escape("'a' is a symlink to 'c/../victim', outside the target")):
-        check_member(info, str(staging))
-    (staging / "out").symlink_to(str(tmp_path))  # as if a link had been extracted without the check
-    info, _data = member("out/file.txt", data=b"x")
-    with pytest.raises(BackupError, match=re.escape("'out/file.txt' leaves the target")):
-        check_member(info, str(staging))
-    inside, _data = member("sub/fine.txt", data=b"x")
-    check_member(inside, str(staging))
+        checker.check(member("a", tarfile.SYMTYPE, "c/../victim")[0])
+    checker.check(member("up", tarfile.SYMTYPE, "sub")[0])
+    checker.check(member("up/fine.txt", data=b"x")[0])  # written into sub/
+    checker.check(member("loop", tarfile.SYMTYPE, "loop2")[0])
+    checker.check(member("loop2", tarfile.SYMTYPE, "loop")[0])
+    with pytest.raises(BackupError, match=re.escape("'loop/x' leaves the target")):
+        checker.check(member("loop/x", data=b"x")[0])
+    with pytest.raises(BackupError, match="hard link outside"):
+        checker.check(member("h", tarfile.LNKTYPE, "c/../../etc/passwd")[0])
+    checker.check(member("c", data=b"now a file")[0])  # a file replaces the link
+    assert "c" not in checker.links
+    with pytest.raises(BackupError, match="device, FIFO"):
+        check_member(member("fifo", tarfile.FIFOTYPE)[0])
 
 
 # ----------------------------------------------------------------------------- as an unprivileged user
