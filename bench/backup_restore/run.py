@@ -328,7 +328,7 @@ def text_pool(rng, size):
             f"{rng.randint(0, 59):02d}.{rng.randint(0, 999):03d}Z "
             + " ".join(
                 rng.choice(TEXT_WORDS) + (str(rng.randint(0, 99999)) if rng.random() < 0.4 else "")
-                for _ in range(rng.randint(6, 18))
+                for _word in range(rng.randint(6, 18))
             )
             + f" id={rng.getrandbits(64):016x}\n"
         )
@@ -379,7 +379,7 @@ def generate_tree(root, size_mb, seed=20261123):
         if index % 2:
             data = rng.randbytes(size)
         else:
-            data = b"".join(text(MIB) for _ in range(size // MIB)) + text(size % MIB + 1)[: size % MIB]
+            data = b"".join(text(MIB) for _block in range(size // MIB)) + text(size % MIB + 1)[: size % MIB]
         write(f"large/{index:03d}-{'blob.bin' if index % 2 else 'app.log'}", data)
         index += 1
     os.symlink("large/000-app.log", root / "current.log")
