@@ -61,6 +61,7 @@ options:
 requirements:
   - boto3 on the host, for S3 repositories
   - psycopg >= 3.1 and PostgreSQL's client tools (pg_dump, pg_restore) on the host, for kind postgres
+  - GNU tar on the host, to restore kind files (the archive is checked member by member in Python, then written by tar)
 """
 
     POSTGRES = r"""
