@@ -13,6 +13,7 @@ import os
 import platform
 import shutil
 import tempfile
+import threading
 import time
 
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_files import (
@@ -31,6 +32,41 @@ from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
     select_backup,
     utcnow,
 )
+
+
+def restore_verifying(target, run, dump, artifact, backup_id, staging, jobs):
+    """Restore a dump from a local repository into ``staging`` while another thread verifies it.
+
+    Its size is checked first; its sha256 is computed alongside pg_restore (the second read comes from
+    the page cache), and the staging database is dropped unless the digest matches: nothing is
+    swapped in unverified, and the restore does not wait for a separate full read of the dump first.
+    """
+    outcome = {}
+
+    def verify():
+        try:
+            outcome["size"] = target.verify_in_place(dump, artifact, backup_id)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome["error"] = exc
+
+    if not os.path.exists(dump):
+        raise FileNotFoundError(dump)
+    if os.path.getsize(dump) != artifact["size"]:
+        return target.verify_in_place(dump, artifact, backup_id)  # raises: truncated or padded
+    verifier = threading.Thread(target=verify, name="mttr-verify-dump", daemon=True)
+    verifier.start()
+    try:
+        target.restore_into_staging(run, dump, staging, jobs)
+    except BaseException:
+        verifier.join()
+        if "error" in outcome:
+            raise outcome["error"] from None  # a corrupt dump is why pg_restore failed
+        raise
+    verifier.join()
+    if "error" in outcome:
+        target.discard(staging)
+        raise outcome["error"]
+    return outcome["size"]
 
 
 def _manifest(backup_id, kind, source, artifacts, tags, tools, started):
@@ -256,13 +292,13 @@ def restore(
             try:
                 if isinstance(repository, LocalRepository):
                     dump = repository.artifact_path(manifest["id"], artifact["name"])
-                    size = target.verify_in_place(dump, artifact, manifest["id"])
+                    size = restore_verifying(target, run, dump, artifact, manifest["id"], names["staging"], jobs)
                 else:
                     dump = os.path.join(workdir, artifact["name"])
                     size = target.fetch_verified(repository, manifest, artifact, dump)
+                    target.restore_into_staging(run, dump, names["staging"], jobs)
             except FileNotFoundError:
                 raise BackupError(f"backup {manifest['id']}: artifact {artifact['name']} is missing") from None
-            target.restore_into_staging(run, dump, names["staging"], jobs)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         safety = target.swap_in(names["staging"], names["safety"], {"backup_id": manifest["id"]})

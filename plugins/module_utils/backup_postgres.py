@@ -154,6 +154,12 @@ class PostgresTarget:
 
     def verify_in_place(self, path, artifact, backup_id):
         """Hash a dump already on local disk (a local repository) in one read."""
+        size = os.path.getsize(path)
+        if size != artifact["size"]:
+            raise BackupError(
+                f"backup {backup_id}: artifact {artifact['name']} is {size} bytes, the manifest says "
+                f"{artifact['size']}: the backup is truncated or corrupt; choose another backup"
+            )
         with open(path, "rb") as handle:
             reader = HashingReader(handle)
             reader.drain()
@@ -197,10 +203,14 @@ class PostgresTarget:
         argv = [self.tool("pg_restore"), "-j", str(jobs), "--exit-on-error", "-d", staging, dump_path]
         rc, out, err = run(argv, self.env())
         if rc != 0:
-            with self.connect() as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(self.ident(staging)))
+            self.discard(staging)
             last = (err or out).strip().splitlines()
             raise BackupError(f"pg_restore into {staging} failed: {last[-1] if last else rc}; the target is untouched")
+
+    def discard(self, staging):
+        """Drop a staging database (a failed or unverified restore)."""
+        with self.connect() as conn:
+            conn.execute(self.psycopg.sql.SQL("DROP DATABASE IF EXISTS {}").format(self.ident(staging)))
 
     def swap_in(self, staging, safety, marker, attempts=50):
         """Rename target -> safety and staging -> target in one transaction; return the safety name."""
