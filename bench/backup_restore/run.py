@@ -41,12 +41,13 @@ import platform
 import random
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from ansible_collections.mttr.recovery.bench.common import loadavg, log, median, spread
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results.json"
@@ -101,26 +102,6 @@ PLAYBOOKS = {
     + '        kind: files\n        path: "{{ bench_path }}"\n        force: true\n'
     + REPOSITORY,
 }
-
-
-def log(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def median(values):
-    values = [v for v in values if v is not None]
-    return round(statistics.median(values), 4) if values else None
-
-
-def spread(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    return {"median": median(values), "min": round(min(values), 4), "max": round(max(values), 4), "runs": values}
-
-
-def loadavg():
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 # ----------------------------------------------------------------------------- machine

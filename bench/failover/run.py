@@ -57,13 +57,14 @@ import select
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from ansible_collections.mttr.recovery.bench.common import log, median, spread
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -283,28 +284,6 @@ LEAN1_PLAYBOOK = """\
 """ + ("    - name: Validate" + LEAN_PLAYBOOK.split("    - name: Validate", 1)[1])
 
 LABS = []  # every lab started and not yet removed, for the cleanup on exit
-
-
-def log(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def median(values):
-    values = [v for v in values if v is not None]
-    return round(statistics.median(values), 4) if values else None
-
-
-def spread(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    return {
-        "median": median(values),
-        "min": round(min(values), 4),
-        "max": round(max(values), 4),
-        "n": len(values),
-        "runs": [round(v, 4) for v in values],
-    }
 
 
 def rel(stamp, origin):

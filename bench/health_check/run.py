@@ -39,12 +39,13 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from ansible_collections.mttr.recovery.bench.common import log, median, spread
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results.json"
@@ -93,22 +94,6 @@ PLAYBOOKS = {
         label: "{{{{ item.name }}}}"
 """,
 }
-
-
-def log(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def median(values):
-    values = [v for v in values if v is not None]
-    return round(statistics.median(values), 4) if values else None
-
-
-def spread(values):
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    return {"median": median(values), "min": round(min(values), 4), "max": round(max(values), 4), "runs": values}
 
 
 # ----------------------------------------------------------------------------- machine
