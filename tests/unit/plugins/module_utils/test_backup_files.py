@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -19,12 +20,18 @@ import pytest
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_files import (
     DirectoryTarget,
     MemberChecker,
+    _feed,
     check_member,
     exchange,
     tree_digest,
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import restore, roll_back, take_backup
-from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import MANIFEST, BackupError, LocalRepository
+from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
+    MANIFEST,
+    BackupError,
+    HashingReader,
+    LocalRepository,
+)
 from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.backup_fixtures import (
     MotoServer,
     build_big_tree,
@@ -439,6 +446,41 @@ def test_member_checker_resolves_links_the_archive_created_earlier():
     assert "c" not in checker.links
     with pytest.raises(BackupError, match="device, FIFO"):
         check_member(member("fifo", tarfile.FIFOTYPE)[0])
+
+
+class RecordingExtractor:
+    """Stands in for tar's process in _feed: keeps every byte the engine passes on, and says rc 0."""
+
+    def __init__(self):
+        self.stdin = io.BytesIO()
+        self.stdin.close = lambda: None  # _feed closes stdin when done; keep what was written
+
+    def wait(self):
+        return 0
+
+
+@pytest.mark.parametrize(
+    "unsafe",
+    [
+        member("evil", tarfile.SYMTYPE, "/etc"),
+        member("sub/../../escape.txt", data=b"x"),
+        member("dev", tarfile.CHRTYPE),
+    ],
+    ids=["absolute-symlink", "dotdot", "device"],
+)
+def test_no_byte_of_an_unchecked_member_reaches_the_extractor(unsafe):
+    """The tee holds back everything past the last member that passed its check."""
+    big = os.urandom(300_000)  # larger than tarfile's read-ahead: its data flows while it is read
+    archive = tar_gz([member("ok.txt", data=big), unsafe, member("after.txt", data=b"never")])
+    extractor = RecordingExtractor()
+    with pytest.raises(BackupError, match="refused"):
+        _feed(HashingReader(io.BytesIO(archive)), extractor, "gzip")
+    passed = extractor.stdin.getvalue()
+    assert big in passed  # the checked member went through whole
+    assert unsafe[0].name.encode() not in passed and b"after.txt" not in passed
+    # what went through is the checked member and nothing else: tar would see ok.txt only
+    with tarfile.open(fileobj=io.BytesIO(passed + b"\0" * 1024), mode="r|") as tar:
+        assert [info.name for info in tar] == ["ok.txt"]
 
 
 # ----------------------------------------------------------------------------- as an unprivileged user
