@@ -33,16 +33,17 @@ def load_boto3():
     return (boto3, botocore.config, TransferConfig), None
 
 
-def backup_errors():
-    """The errors a backup module reports as a failure: evaluated in ``except backup_errors()``, when raised.
-
-    botocore's are included once it is loaded: an S3 error can only come from it after that.
-    """
-    errors = (BackupError, OSError)
+def botocore_errors():
+    """botocore's error classes once it is loaded (an S3 error can only come from it after that), else ()."""
     botocore_exceptions = sys.modules.get("botocore.exceptions")
-    if botocore_exceptions is not None:
-        errors += (botocore_exceptions.BotoCoreError, botocore_exceptions.ClientError)
-    return errors
+    if botocore_exceptions is None:
+        return ()
+    return (botocore_exceptions.BotoCoreError, botocore_exceptions.ClientError)
+
+
+def backup_errors():
+    """The errors a backup module reports as a failure: evaluated in ``except backup_errors()``, when raised."""
+    return (BackupError, OSError, *botocore_errors())
 
 
 def repository_spec():
@@ -149,7 +150,7 @@ class BackupModule(AnsibleModule):
         """Fail with a readable message for backup errors and the S3 / database errors beneath them."""
         if isinstance(exc, BackupError):
             self.fail_json(msg=str(exc), **result)
-        if isinstance(exc, backup_errors()[2:]):
+        if isinstance(exc, botocore_errors()):
             self.fail_json(
                 msg=f"S3 repository {self.params['repository'].get('bucket')}: {exc}",
                 exception=traceback.format_exc(),

@@ -129,11 +129,6 @@ class MemberChecker:
             raise BackupError(f"archive member {name!r} is a device, FIFO or other special file: refused")
 
 
-def check_member(member, checker=None):
-    """Check one member (with the links earlier members created, in ``checker``)."""
-    (checker or MemberChecker()).check(member)
-
-
 class _Inflating:
     """The decompressed bytes of ``source`` (gzip, possibly several members, or none) as a readable stream."""
 

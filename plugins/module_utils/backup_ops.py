@@ -27,6 +27,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
     FORMAT,
     BackupError,
     LocalRepository,
+    check_size,
     new_backup_id,
     parse_time,
     select_backup,
@@ -49,10 +50,7 @@ def restore_verifying(target, run, dump, artifact, backup_id, staging, jobs):
         except BaseException as exc:  # handed to the caller's thread
             outcome["error"] = exc
 
-    if not os.path.exists(dump):
-        raise FileNotFoundError(dump)
-    if os.path.getsize(dump) != artifact["size"]:
-        return target.verify_in_place(dump, artifact, backup_id)  # raises: truncated or padded
+    check_size(os.path.getsize(dump), artifact, backup_id)  # a truncated dump never reaches pg_restore
     verifier = threading.Thread(target=verify, name="mttr-verify-dump", daemon=True)
     verifier.start()
     try:

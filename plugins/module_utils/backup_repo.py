@@ -107,13 +107,18 @@ class HashingReader:
         return True
 
 
-def check_artifact(reader, artifact, backup_id):
-    """Raise BackupError when what was read does not match the manifest's size and sha256."""
-    if reader.size != artifact["size"]:
+def check_size(size, artifact, backup_id):
+    """Raise BackupError when ``size`` is not the manifest's size of ``artifact``."""
+    if size != artifact["size"]:
         raise BackupError(
-            f"backup {backup_id}: artifact {artifact['name']} is {reader.size} bytes, the manifest says "
+            f"backup {backup_id}: artifact {artifact['name']} is {size} bytes, the manifest says "
             f"{artifact['size']}: the backup is truncated or corrupt; choose another backup"
         )
+
+
+def check_artifact(reader, artifact, backup_id):
+    """Raise BackupError when what was read does not match the manifest's size and sha256."""
+    check_size(reader.size, artifact, backup_id)
     digest = reader.sha256.hexdigest()
     if digest != artifact["sha256"]:
         raise BackupError(

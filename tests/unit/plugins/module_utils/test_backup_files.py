@@ -21,7 +21,6 @@ from ansible_collections.mttr.recovery.plugins.module_utils.backup_files import 
     DirectoryTarget,
     MemberChecker,
     _feed,
-    check_member,
     exchange,
     tree_digest,
 )
@@ -445,7 +444,7 @@ def test_member_checker_resolves_links_the_archive_created_earlier():
     checker.check(member("c", data=b"now a file")[0])  # a file replaces the link
     assert "c" not in checker.links
     with pytest.raises(BackupError, match="device, FIFO"):
-        check_member(member("fifo", tarfile.FIFOTYPE)[0])
+        MemberChecker().check(member("fifo", tarfile.FIFOTYPE)[0])
 
 
 class RecordingExtractor:
