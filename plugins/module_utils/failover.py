@@ -279,17 +279,7 @@ class PostgresFailover:
         state = self.assess(states)
         plan = {"previous_primary": self.old.name, "new_primary": self.new.name, "primary": self.new.name}
         if state["done"]:
-            balancers = [switch.switch(check_mode=check_mode) for switch in switches]
-            moved = [lb["msg"] for lb in balancers if lb["changed"]]
-            return dict(
-                plan,
-                changed=bool(moved),
-                previous_primary=None,
-                fence=None,
-                timings={},
-                load_balancers=balancers,
-                msg=f"{self.new.name} is already the primary" + (f"; {'; '.join(moved)}" if moved else ""),
-            )
+            return keep_primary(self.new.name, switches, check_mode, f"{self.new.name} is already the primary")
         if check_mode:
             return dict(
                 plan,
@@ -336,6 +326,22 @@ class PostgresFailover:
             load_balancers=balancers,
             msg=msg,
         )
+
+
+def keep_primary(primary, switches, check_mode, msg):
+    """Nothing to promote: only make the load balancers point at ``primary``, and say what moved."""
+    balancers = [switch.switch(check_mode=check_mode) for switch in switches]
+    moved = [lb["msg"] for lb in balancers if lb["changed"]]
+    return {
+        "changed": bool(moved),
+        "previous_primary": None,
+        "new_primary": primary,
+        "primary": primary,
+        "fence": None,
+        "timings": {},
+        "load_balancers": balancers,
+        "msg": "; ".join([msg, *moved]),
+    }
 
 
 def probe_all(nodes):
@@ -508,20 +514,8 @@ def failover_cluster(nodes, balancers=(), switchover=False, repoint=True, **engi
     old, new = choose(nodes, states, switchover)
     by_name = {node.name: node for node in nodes}
     switches = [HAProxySwitch(socket_path, backend, old, new) for socket_path, backend in balancers]
-    if old is None:
-        # a writable primary answers: nothing to promote; make the load balancers point at it
-        checked = [switch.switch(check_mode=check_mode) for switch in switches]
-        moved = [lb["msg"] for lb in checked if lb["changed"]]
-        result = {
-            "changed": bool(moved),
-            "previous_primary": None,
-            "new_primary": new,
-            "primary": new,
-            "fence": None,
-            "timings": {},
-            "load_balancers": checked,
-            "msg": f"no failover needed: {new} is the primary" + (f"; {'; '.join(moved)}" if moved else ""),
-        }
+    if old is None:  # a writable primary answers
+        result = keep_primary(new, switches, check_mode, f"no failover needed: {new} is the primary")
     else:
         engine = PostgresFailover(by_name[old], by_name[new], **engine_options)
         result = engine.failover(check_mode=check_mode, states=states, switches=switches, started=started)
