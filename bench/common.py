@@ -6,7 +6,10 @@ virtualenv as the collection), like the tests' shared helpers.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import os
+import platform
 import statistics
 import sys
 import time
@@ -37,3 +40,32 @@ def spread(values):
 
 def loadavg():
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine_facts(**extra):
+    """The machine and the Python/Ansible under test, the load at the start, and ``extra`` facts."""
+    model = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_mb = None
+    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="utf-8") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                mem_mb = int(line.split()[1]) // 1024
+    from ansible.release import __version__ as ansible_core_version
+
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "mem_total_mb": mem_mb,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "ansible_core": ansible_core_version,
+        "ansible_runner": importlib.metadata.version("ansible-runner"),
+        **extra,
+        "loadavg_start": loadavg(),
+    }

@@ -37,7 +37,6 @@ import contextlib
 import importlib.metadata
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -48,6 +47,7 @@ import time
 from pathlib import Path
 
 from ansible_collections.mttr.recovery.bench.common import loadavg, log, median, spread
+from ansible_collections.mttr.recovery.bench.common import machine_facts as common_machine_facts
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results.json"
@@ -108,19 +108,6 @@ PLAYBOOKS = {
 
 
 def machine_facts():
-    model = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    mem_mb = None
-    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="utf-8") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemTotal:"):
-                mem_mb = int(line.split()[1]) // 1024
-    from ansible.release import __version__ as ansible_core_version
-
     def first_line(argv):
         with contextlib.suppress(OSError, subprocess.CalledProcessError):
             return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.splitlines()[0]
@@ -128,21 +115,12 @@ def machine_facts():
 
     from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.backup_fixtures import PG_BIN
 
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "mem_total_mb": mem_mb,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "python_executable": sys.executable,
-        "ansible_core": ansible_core_version,
-        "ansible_runner": importlib.metadata.version("ansible-runner"),
-        "psycopg": importlib.metadata.version("psycopg"),
-        "pg_restore": first_line([str(PG_BIN / "pg_restore"), "--version"]),
-        "tar": first_line(["tar", "--version"]),
-        "gzip": first_line(["gzip", "--version"]),
-        "loadavg_start": loadavg(),
-    }
+    return common_machine_facts(
+        psycopg=importlib.metadata.version("psycopg"),
+        pg_restore=first_line([str(PG_BIN / "pg_restore"), "--version"]),
+        tar=first_line(["tar", "--version"]),
+        gzip=first_line(["gzip", "--version"]),
+    )
 
 
 def timed(argv, env=None, cwd=None):
@@ -419,7 +397,7 @@ class Runner:
 
         self.runs += 1
         self.time_log.unlink(missing_ok=True)
-        result = {"playbook": playbook, "loadavg_1m": round(os.getloadavg()[0], 2)}
+        result = {"playbook": playbook, "loadavg_1m": loadavg()[0]}
         started = time.perf_counter()
         runner = ansible_runner.run(
             private_data_dir=str(self.dir),
@@ -555,7 +533,7 @@ class SizeBench:
         self.raw_seq += 1
         name = f"raw_{self.raw_seq}"
         self.quiesce()
-        load = round(os.getloadavg()[0], 2)
+        load = loadavg()[0]
         started = time.perf_counter()
         createdb_s, createdb = timed([PG_BIN / "createdb", "-T", "template0", name], self.pg_env())
         restore_s, restore = timed(
@@ -570,15 +548,20 @@ class SizeBench:
             conn.execute(f'DROP DATABASE "{name}"')
         return run
 
-    def postgres_module(self, check):
-        self.quiesce()
-        run = self.runner.run("restore_postgres.yml", RESTORE_TASK, self.pg_vars())
+    def restore_task(self, playbook, variables, artifact_bytes):
+        """Run the backup_restore task; its figures, and the module's result (checked: verified, whole)."""
+        run = self.runner.run(playbook, RESTORE_TASK, variables)
         res = run.pop("res")
         run["module_duration_s"] = res.get("duration_s")
         run["verification"] = res.get("verification")
         run["bytes"] = res.get("bytes")
-        if res.get("verification") != "sha256" or res.get("bytes") != self.data["postgres"]["dump_bytes"]:
+        if res.get("verification") != "sha256" or res.get("bytes") != artifact_bytes:
             raise RuntimeError(f"unexpected restore result: {res}")
+        return run, res
+
+    def postgres_module(self, check):
+        self.quiesce()
+        run, res = self.restore_task("restore_postgres.yml", self.pg_vars(), self.data["postgres"]["dump_bytes"])
         if check:
             run["fingerprint_ok"] = database_fingerprint(self.server, DATABASE) == self.data["postgres"]["fingerprint"]
         if res.get("safety_copy"):
@@ -591,7 +574,7 @@ class SizeBench:
         destination = self.root / "raw" / f"tree-{self.raw_seq}"
         destination.mkdir(parents=True)
         self.quiesce()
-        load = round(os.getloadavg()[0], 2)
+        load = loadavg()[0]
         wall, process = timed(["tar", "-xzf", self.archive, "-C", destination])
         run = {"wall_s": wall, "tar": process, "loadavg_1m": load}
         if check:
@@ -605,15 +588,8 @@ class SizeBench:
 
     def files_module(self, check):
         self.quiesce()
-        run = self.runner.run(
-            "restore_files.yml", RESTORE_TASK, {"bench_repo": str(self.repo), "bench_path": str(self.target)}
-        )
-        res = run.pop("res")
-        run["module_duration_s"] = res.get("duration_s")
-        run["verification"] = res.get("verification")
-        run["bytes"] = res.get("bytes")
-        if res.get("verification") != "sha256" or res.get("bytes") != self.data["files"]["archive_bytes"]:
-            raise RuntimeError(f"unexpected restore result: {res}")
+        variables = {"bench_repo": str(self.repo), "bench_path": str(self.target)}
+        run, _res = self.restore_task("restore_files.yml", variables, self.data["files"]["archive_bytes"])
         if check:
             from ansible_collections.mttr.recovery.plugins.module_utils.backup_files import tree_digest
 

@@ -51,7 +51,6 @@ import datetime
 import importlib.metadata
 import json
 import os
-import platform
 import re
 import select
 import shutil
@@ -64,7 +63,8 @@ import threading
 import time
 from pathlib import Path
 
-from ansible_collections.mttr.recovery.bench.common import log, median, spread
+from ansible_collections.mttr.recovery.bench.common import loadavg, log, median, spread
+from ansible_collections.mttr.recovery.bench.common import machine_facts as common_machine_facts
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -308,21 +308,8 @@ def short_error(exc):
 
 
 def machine_facts():
-    model = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    mem_mb = None
-    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="utf-8") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemTotal:"):
-                mem_mb = int(line.split()[1]) // 1024
-    from ansible.release import __version__ as ansible_core_version
-
     versions = {}
-    for dist in ("ansible-runner", "psycopg", "mitogen"):
+    for dist in ("psycopg", "mitogen"):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -332,19 +319,7 @@ def machine_facts():
         with contextlib.suppress(OSError):
             out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
             tools[Path(argv[0]).name] = out.splitlines()[0] if out else None
-    return {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "mem_total_mb": mem_mb,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "python_executable": sys.executable,
-        "ansible_core": ansible_core_version,
-        **versions,
-        **tools,
-        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-    }
+    return common_machine_facts(date=time.strftime("%Y-%m-%d %H:%M:%S %Z"), **versions, **tools)
 
 
 def lab_pg_bin():
@@ -880,7 +855,7 @@ def failover_run(variant, port_base, workdir, ident, standby_retry_interval=None
         writer = Writer(lab.writer_config())
         try:
             writer.wait_ready()
-            load = round(os.getloadavg()[0], 2)
+            load = loadavg()[0]
             break_start = time.time()
             detail = lab.break_primary()
             break_end = time.time()
@@ -1175,7 +1150,7 @@ def main(argv=None):
                 try:
                     lab.up()
                     base = baselines(lab, strategies, playdir, workdir, f"r{round_no}")
-                    base["loadavg_1m"] = round(os.getloadavg()[0], 2)
+                    base["loadavg_1m"] = loadavg()[0]
                     base_runs.append(base)
                     log(f"round {round_no} baselines: {json.dumps(base)}")
                 finally:
@@ -1206,7 +1181,7 @@ def main(argv=None):
             log(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    machine["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    machine["loadavg_end"] = loadavg()
     machine["bench_wall_s"] = round(time.time() - started, 1)
     summary, base = summarize(runs, base_runs)
     results = {

@@ -34,10 +34,8 @@ import argparse
 import asyncio
 import contextlib
 import http.client
-import importlib.metadata
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -45,7 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ansible_collections.mttr.recovery.bench.common import log, median, spread
+from ansible_collections.mttr.recovery.bench.common import loadavg, log, machine_facts, median, spread
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results.json"
@@ -97,33 +95,6 @@ PLAYBOOKS = {
 
 
 # ----------------------------------------------------------------------------- machine
-
-
-def machine_facts():
-    model = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    mem_mb = None
-    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="utf-8") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemTotal:"):
-                mem_mb = int(line.split()[1]) // 1024
-    from ansible.release import __version__ as ansible_core_version
-
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "mem_total_mb": mem_mb,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "python_executable": sys.executable,
-        "ansible_core": ansible_core_version,
-        "ansible_runner": importlib.metadata.version("ansible-runner"),
-        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 # ----------------------------------------------------------------------------- target server
@@ -281,7 +252,7 @@ class Bench:
         if under_time:
             extravars["ansible_python_interpreter"] = str(self.wrapper)
             self.time_log.unlink(missing_ok=True)
-        result = {"playbook": playbook, "loadavg_1m": round(os.getloadavg()[0], 2)}
+        result = {"playbook": playbook, "loadavg_1m": loadavg()[0]}
         with self.server.measure(result):
             started = time.perf_counter()
             runner = ansible_runner.run(
@@ -589,7 +560,7 @@ def main(argv=None):
         if bench:
             bench.close()
         server.stop()
-    results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["machine"]["loadavg_end"] = loadavg()
     for runs in raw.values():
         for run in runs if isinstance(runs, list) else [runs]:
             run.pop("res", None)
