@@ -32,9 +32,21 @@ description:
   - O(action=fence) (postgres) fences O(old) on its own host - C(standby.signal) and a
     C(primary_conninfo) to O(new) in O(old)'s C(data_dir) - for when the failover could not reach it
     (RV(fence.pending)). Run it on that host (C(delegate_to)).
-  - O(action=rejoin) (postgres) turns the fenced old primary O(old) into a standby of O(new) - stops it,
-    runs C(pg_rewind) from the new primary and writes C(standby.signal) - so redundancy can be restored;
-    starting it is left to the caller.
+  - O(action=rejoin) (postgres) turns the fenced old primary O(old) into a standby of O(new) so redundancy
+    is restored. A node already streaming from O(new) is left alone; a standby streaming from elsewhere is
+    repointed; otherwise it is stopped, C(pg_rewind) runs from the new primary (after a C(CHECKPOINT) there)
+    and C(standby.signal) is written. With O(start_command) it is then started, and the call returns only
+    once it streams from O(new) (sender host and port), O(new) lists it in C(pg_stat_replication), and a
+    transaction committed on O(new) after the rejoin has been replayed on it.
+  - What a promotion can lose is the old primary's WAL the candidate never received (WAL received but not
+    yet replayed is replayed before promotion ends). It is measured against the old primary's last position -
+    live when it answers, else the end of the WAL in its data directory (C(pg_controldata), C(pg_waldump)),
+    else the end the candidate's still-streaming WAL receiver last heard of - and returned as RV(exposure). With synchronous replication and the candidate a standby every commit waited
+    for, no acknowledged write can be lost. The promotion is refused unless O(force=true) when more than
+    O(max_lag_bytes) of acknowledged writes may be lost, or when that cannot be told at all (old primary
+    silent, its data directory elsewhere, replication not known to be synchronous).
+  - A new primary whose C(synchronous_standby_names) is set would block every commit while no standby is
+    left: it is set to empty (ALTER SYSTEM) and the rejoin restores the configured value once a standby streams.
 options:
   action:
     description:
@@ -148,13 +160,27 @@ options:
     description: (postgres) The operating system user PostgreSQL runs as (owner of the data directory).
     type: str
   max_lag_bytes:
-    description: (postgres) Refuse to promote a standby further behind than this.
+    description:
+      - (postgres) Refuse to promote a standby that never received more than this many bytes of the old
+        primary's WAL, unless replication was synchronous.
     type: int
     default: 16777216
   force:
-    description: (postgres) Promote even when the standby lags more than O(max_lag_bytes).
+    description:
+      - (postgres) Promote even when acknowledged writes beyond O(max_lag_bytes) may be lost, or when the
+        possible loss cannot be told. The result's RV(exposure) and RV(risk) say what was accepted.
     type: bool
     default: false
+  start_command:
+    description:
+      - (postgres, rejoin) How to start the rewound node (a list of arguments, run on this host). Without it
+        the node is left stopped and RV(proven) is false.
+    type: list
+    elements: str
+  rejoin_timeout:
+    description: (postgres, rejoin) Seconds to wait for the started node to stream from O(new) and replay a commit.
+    type: int
+    default: 60
   admin_socket:
     description: (haproxy) Path of the runtime API socket.
     type: path
@@ -294,9 +320,58 @@ timings:
   returned: when something changed
   type: dict
 lag_bytes:
-  description: (postgres) How far the candidate was behind when it was promoted.
+  description: (postgres) Bytes of the old primary's WAL the candidate never received (RV(exposure.unreceived_bytes)).
   returned: when a failover ran or was planned
   type: int
+exposure:
+  description: (postgres) What the promotion could lose, measured against the old primary's last WAL position.
+  returned: when a failover ran or was planned
+  type: dict
+  contains:
+    replication:
+      description: C(synchronous), C(asynchronous) or C(unknown), from the old primary's settings.
+      type: str
+    primary_lsn:
+      description: The old primary's last WAL position (null when unknown).
+      type: str
+    primary_lsn_source:
+      description:
+        - C(live) (it answered), C(wal) (the end of the WAL in its data directory), C(final) (after it was
+          fenced), C(receiver) (the end the candidate's WAL receiver last heard of).
+      type: str
+    candidate_lsn:
+      description: All the WAL the candidate held, received or replayed.
+      type: str
+    unreceived_bytes:
+      description: The old primary's WAL the candidate never received (null when unknown).
+      type: int
+    acknowledged_writes_at_risk:
+      description: False when no acknowledged write can be lost, true when some may be, null when unknown.
+      type: bool
+  sample: {"replication": "asynchronous", "primary_lsn": "0/3036D80", "primary_lsn_source": "wal",
+           "candidate_lsn": "0/3036D80", "unreceived_bytes": 0, "acknowledged_writes_at_risk": false}
+risk:
+  description:
+    - A line for the incident's timeline when data may have been lost (a forced or lossy promotion, WAL
+      discarded by a rejoin); the M(mttr.recovery.timeline) callback records it as a risk.
+  returned: when data may have been lost
+  type: str
+synchronous_relaxed:
+  description: (postgres) The C(synchronous_standby_names) the new primary ran with before it was relaxed to empty.
+  returned: when a failover ran
+  type: str
+discarded_bytes:
+  description: (postgres, rejoin) WAL C(pg_rewind) discarded from the old primary (writes the new primary never had).
+  returned: when the node was rewound
+  type: int
+proven:
+  description: (postgres, rejoin) True once the node streams from O(new), is listed by it, and replayed a commit.
+  returned: when the node was rejoined
+  type: bool
+upstream:
+  description: (postgres, rejoin) The host and port the rejoined node streams from.
+  returned: when the node streams
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -371,6 +446,8 @@ def main():
             "os_user": {"type": "str"},
             "max_lag_bytes": {"type": "int", "default": 16 * 1024 * 1024},
             "force": {"type": "bool", "default": False},
+            "start_command": {"type": "list", "elements": "str"},
+            "rejoin_timeout": {"type": "int", "default": 60},
             "admin_socket": {"type": "path"},
             "backend": {"type": "str"},
             "hosted_zone_id": {"type": "str"},
@@ -456,13 +533,15 @@ def main():
                     pg_bin=params["pg_bin"],
                     os_user=params["os_user"],
                     check_mode=module.check_mode,
+                    start=params["start_command"],
+                    timeout=params["rejoin_timeout"],
                 )
             else:
                 result = PostgresFailover(pg_node(params["old"]), pg_node(params["new"]), **options).failover(
                     check_mode=module.check_mode
                 )
     except FailoverError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), changed=exc.changed)
     except Exception as exc:  # boto3 / botocore errors, reported readably
         module.fail_json(msg=f"{params['provider']} failover failed: {type(exc).__name__}: {exc}")
     if module._diff:

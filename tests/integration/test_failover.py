@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.failover import (
     failover_cluster,
     fence_data_dir,
     probe_all,
+    rejoin,
 )
 from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import free_port
 from conftest import REPO, run_playbook, task_result
@@ -26,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 FAILOVER = REPO / "playbooks" / "failover.yml"
 DB_TASK = "Drain, fence, promote, prove a write and switch the load balancers"
+REJOIN_TASK = "Rejoin every other node as a standby streaming from the primary"
 
 
 def connect(state, port, dbname="orders"):
@@ -67,6 +70,30 @@ def engine(lab, old, new, run, **kwargs):
     return PostgresFailover(
         node(lab, old), node(lab, new), run=run, pg_bin=lab.cfg.state["pg_bin"], os_user=lab.cfg.run_as, **kwargs
     )
+
+
+def assert_streams_from(lab, standby, primary, timeout=30):
+    """``standby`` streams from ``primary`` (sender port), ``primary`` lists it, and a row written on
+    ``primary`` now shows up on ``standby``. Returns that row's id."""
+    state = lab.cfg.state
+    with connect(state, state["ports"][primary]) as conn:
+        row = conn.execute(
+            "INSERT INTO orders (customer, amount_cents) VALUES ('streams-check', 1) RETURNING id"
+        ).fetchone()[0]
+    deadline = time.monotonic() + timeout
+    while True:
+        with connect(state, state["ports"][standby]) as conn:
+            receiver = conn.execute("SELECT status, sender_port FROM pg_stat_wal_receiver").fetchone()
+            seen = conn.execute("SELECT count(*) FROM orders WHERE id = %s", (row,)).fetchone()[0]
+        with connect(state, state["ports"][primary], "postgres") as conn:
+            senders = conn.execute("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'").fetchone()[0]
+        if receiver == ("streaming", state["ports"][primary]) and seen == 1 and senders >= 1:
+            return row
+        assert time.monotonic() < deadline, (
+            f"{standby} does not replicate from {primary}: receiver {receiver}, row seen {seen}, "
+            f"{primary} lists {senders} streaming standby"
+        )
+        time.sleep(0.2)
 
 
 def run_command(argv, env):
@@ -116,8 +143,73 @@ def test_primary_down_failover_playbook(fresh_lab, tmp_path):
     # and the rejoin path makes it a streaming standby again: full redundancy
     rejoin = run_playbook(tmp_path / "rejoin", fresh_lab.home, FAILOVER, {"failover_rejoin": True}, ident="rejoin")
     assert rejoin.status == "successful", rejoin.stdout.read()
-    assert lab.nodes["pg1"].replication()["receiver"] == "streaming"
     assert lab.nodes["pg2"].in_recovery() is False
+    assert_streams_from(lab, "pg1", "pg2")
+
+
+def test_failover_rejoin_failover_keeps_every_write(fresh_lab, tmp_path):
+    """The second failover after a rejoin loses nothing: the rejoined node streamed from the new primary."""
+    lab = fresh_lab.lab
+    state = lab.cfg.state
+    fresh_lab.mttr("break", "primary-down")
+    first = run_playbook(tmp_path / "first", fresh_lab.home, FAILOVER, ident="first")
+    assert first.status == "successful", first.stdout.read()
+    rejoin = run_playbook(tmp_path / "rejoin", fresh_lab.home, FAILOVER, {"failover_rejoin": True}, ident="rejoin")
+    assert rejoin.status == "successful", rejoin.stdout.read()
+    assert_streams_from(lab, "pg1", "pg2")
+    with connect(state, state["ports"]["lb_db"]) as conn:
+        row = conn.execute(
+            "INSERT INTO orders (customer, amount_cents) VALUES ('between-failovers', 1) RETURNING id"
+        ).fetchone()[0]
+
+    again = run_playbook(tmp_path / "again", fresh_lab.home, FAILOVER, {"failover_rejoin": True}, ident="again")
+    assert again.status == "successful", again.stdout.read()
+    assert "already streams from pg2" in task_result(again, REJOIN_TASK)["msg"]
+    assert task_result(again, REJOIN_TASK)["changed"] is False
+
+    fresh_lab.mttr("break", "primary-down")  # pg2 now
+    second = run_playbook(tmp_path / "second", fresh_lab.home, FAILOVER, ident="second")
+    assert second.status == "successful", second.stdout.read()
+    assert task_result(second, DB_TASK)["new_primary"] == "pg1"
+    with connect(state, state["ports"]["lb_db"]) as conn:
+        assert conn.execute("SELECT inet_server_port()").fetchone()[0] == state["ports"]["pg1"]
+        assert conn.execute("SELECT count(*) FROM orders WHERE id = %s", (row,)).fetchone()[0] == 1
+    back = run_playbook(tmp_path / "back", fresh_lab.home, FAILOVER, {"failover_rejoin": True}, ident="back")
+    assert back.status == "successful", back.stdout.read()
+    assert_streams_from(lab, "pg2", "pg1")
+
+
+def test_rejoin_right_after_promotion_follows_the_new_timeline(fresh_lab):
+    """pg_rewind straight after promotion (before the end-of-recovery checkpoint) still rejoins the node."""
+    lab = fresh_lab.lab
+    state = lab.cfg.state
+    fresh_lab.mttr("break", "primary-down")
+    engine(lab, "pg1", "pg2", run_command).failover()
+    start = [str(Path(sys.executable).parent / "mttr"), "lab", "--home", str(fresh_lab.home), "up"]
+    result = rejoin(node(lab, "pg1"), node(lab, "pg2"), run_command, state["pg_bin"], lab.cfg.run_as, start=start)
+    assert result["changed"] and result["proven"] and result["upstream"] == f"127.0.0.1:{state['ports']['pg2']}"
+    assert_streams_from(lab, "pg1", "pg2")
+    again = rejoin(node(lab, "pg1"), node(lab, "pg2"), run_command, state["pg_bin"], lab.cfg.run_as, start=start)
+    assert again["changed"] is False
+    assert rejoin(node(lab, "pg1"), node(lab, "pg2"), run_command, check_mode=True, start=start)["changed"] is False
+
+
+def test_rejoin_repoints_a_standby_streaming_from_itself(fresh_lab):
+    """The self-loop the old rejoin left (primary_conninfo naming the node itself) is found and repaired."""
+    lab = fresh_lab.lab
+    state = lab.cfg.state
+    fresh_lab.mttr("break", "primary-down")
+    engine(lab, "pg1", "pg2", run_command).failover()
+    fresh_lab.up()
+    with connect(state, state["ports"]["pg1"], "postgres") as conn:
+        conn.execute(f"ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port={state['ports']['pg1']}'")
+        conn.execute("SELECT pg_reload_conf()")
+    start = [str(Path(sys.executable).parent / "mttr"), "lab", "--home", str(fresh_lab.home), "up"]
+    check = rejoin(node(lab, "pg1"), node(lab, "pg2"), run_command, check_mode=True, start=start)
+    assert check["changed"] is True
+    result = rejoin(node(lab, "pg1"), node(lab, "pg2"), run_command, state["pg_bin"], lab.cfg.run_as, start=start)
+    assert result["changed"] and result["proven"]
+    assert_streams_from(lab, "pg1", "pg2")
 
 
 def test_split_brain_never_happens_over_repeated_failovers(fresh_lab):
@@ -160,21 +252,69 @@ def test_planned_switchover_fences_the_live_primary(fresh_lab):
     assert again["changed"] is False
 
 
-def test_lagging_standby_is_refused_unless_forced(fresh_lab):
+def stop_receiving(state, port):
+    """Stop a standby's WAL receiver (empty primary_conninfo): it keeps answering but receives nothing."""
+    with connect(state, port, "postgres") as standby:
+        standby.execute("ALTER SYSTEM SET primary_conninfo = ''")
+        standby.execute("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + 10
+        while standby.execute("SELECT count(*) FROM pg_stat_wal_receiver").fetchone()[0]:
+            assert time.monotonic() < deadline, "the WAL receiver did not stop"
+            time.sleep(0.1)
+
+
+def test_received_but_unreplayed_wal_is_not_counted_as_loss(fresh_lab):
+    """A standby that received everything but paused replay loses nothing on promotion: it is not refused."""
     lab = fresh_lab.lab
     state = lab.cfg.state
     with connect(state, state["ports"]["pg2"], "postgres") as standby:
         standby.execute("SELECT pg_wal_replay_pause()")
     with connect(state, state["ports"]["pg1"]) as primary:
-        primary.execute("INSERT INTO orders (customer, amount_cents) SELECT 'lag', g FROM generate_series(1, 20000) g")
-    with pytest.raises(FailoverError, match="bytes behind"):
-        engine(lab, "pg1", "pg2", run_command, max_lag_bytes=1024).failover()
-    assert lab.nodes["pg2"].in_recovery() is True and lab.nodes["pg1"].in_recovery() is False
-    with connect(state, state["ports"]["pg2"], "postgres") as standby:
-        standby.execute("SELECT pg_wal_replay_resume()")
+        primary.execute(
+            "INSERT INTO orders (customer, amount_cents) SELECT 'paused', g FROM generate_series(1, 20000) g"
+        )
+        wanted = primary.execute("SELECT count(*) FROM orders").fetchone()[0]
+    time.sleep(1)
     fresh_lab.mttr("break", "primary-down")
-    result = engine(lab, "pg1", "pg2", run_command, max_lag_bytes=1024, force=True).failover()
-    assert result["changed"] and lab.nodes["pg2"].in_recovery() is False
+    result = engine(lab, "pg1", "pg2", run_command, max_lag_bytes=1024).failover()
+    assert result["exposure"]["unreceived_bytes"] == 0 and result["exposure"]["acknowledged_writes_at_risk"] is False
+    assert "risk" not in result
+    with connect(state, state["ports"]["pg2"]) as conn:
+        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == wanted
+
+
+def test_standby_that_stopped_receiving_is_refused_unless_forced(fresh_lab):
+    """The loss is the primary's WAL the standby never received: measured from the old primary's WAL."""
+    lab = fresh_lab.lab
+    state = lab.cfg.state
+    stop_receiving(state, state["ports"]["pg2"])
+    with connect(state, state["ports"]["pg1"]) as primary:
+        primary.execute("INSERT INTO orders (customer, amount_cents) SELECT 'lost', g FROM generate_series(1, 20000) g")
+    with pytest.raises(FailoverError, match=r"never received [0-9]+ bytes of pg1's WAL"):
+        engine(lab, "pg1", "pg2", run_command, max_lag_bytes=1024 * 1024).failover(check_mode=True)
+    fresh_lab.mttr("break", "primary-down")
+    nodes = [node(lab, "pg1"), node(lab, "pg2")]
+    with pytest.raises(FailoverError, match=r"never received [0-9]+ bytes of pg1's WAL") as refused:
+        failover_cluster(nodes, run=run_command, pg_bin=state["pg_bin"], os_user=lab.cfg.run_as, max_lag_bytes=1024)
+    assert "set force" in str(refused.value)
+    assert lab.nodes["pg2"].in_recovery() is True
+
+    # without the data directory nothing tells how much is missing: refused too
+    remote = PgNode(
+        "pg1", "127.0.0.1", state["ports"]["pg1"], state["db"]["superuser"], state["db"]["superuser_password"]
+    )
+    with pytest.raises(FailoverError, match="cannot tell how much of pg1's WAL pg2 never received"):
+        failover_cluster([remote, node(lab, "pg2")], run=run_command)
+
+    result = failover_cluster(
+        nodes, run=run_command, pg_bin=state["pg_bin"], os_user=lab.cfg.run_as, max_lag_bytes=1024, force=True
+    )
+    exposure = result["exposure"]
+    assert exposure["primary_lsn_source"] == "wal" and exposure["replication"] == "asynchronous"
+    assert exposure["unreceived_bytes"] > 1024 * 1024 and exposure["acknowledged_writes_at_risk"] is True
+    assert "DATA LOSS POSSIBLE" in result["msg"] and "DATA LOSS POSSIBLE" in result["risk"]
+    with connect(state, state["ports"]["pg2"]) as conn:
+        assert conn.execute("SELECT count(*) FROM orders WHERE customer = 'lost'").fetchone()[0] == 0
 
 
 def test_one_call_chooses_drains_fences_and_switches(fresh_lab):
@@ -224,7 +364,10 @@ def test_unreachable_data_directory_leaves_fencing_pending_until_fenced_on_its_h
     remote = PgNode(
         "pg1", "127.0.0.1", state["ports"]["pg1"], state["db"]["superuser"], state["db"]["superuser_password"]
     )
-    result = failover_cluster([remote, node(lab, "pg2")], run=run_command)
+    with pytest.raises(FailoverError, match="cannot tell how much of pg1's WAL pg2 never received"):
+        failover_cluster([remote, node(lab, "pg2")], run=run_command)
+    result = failover_cluster([remote, node(lab, "pg2")], run=run_command, force=True)
+    assert result["exposure"]["acknowledged_writes_at_risk"] is None and "DATA LOSS UNKNOWN" in result["risk"]
     assert result["changed"] and result["fence"]["pending"] is True
     assert "FENCING PENDING" in result["msg"]
     assert lab.nodes["pg2"].in_recovery() is False
