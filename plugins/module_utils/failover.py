@@ -35,6 +35,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.pg_replication impor
     lsn_int,
     lsn_text,
     parse_sync_names,
+    same_endpoint,
     standby_facts,
     wal_end,
 )
@@ -914,21 +915,6 @@ def prove_standby(standby, primary, timeout, fail=True, poll=0.1):
 def first_line(exc):
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def same_endpoint(seen, wanted):
-    """Whether a WAL receiver's (sender_host, sender_port) is ``wanted`` (host names resolved)."""
-    import socket
-
-    if seen[1] is None or int(seen[1]) != int(wanted[1]):
-        return False
-    if seen[0] == wanted[0]:
-        return True
-    try:
-        resolve = lambda host: {info[4][0] for info in socket.getaddrinfo(host, None)}  # noqa: E731
-        return bool(resolve(seen[0]) & resolve(wanted[0]))
-    except (OSError, TypeError):
-        return False
 
 
 class Route53Switch:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 
 # pg_waldump stops at the first invalid record; where that record would start is the end of the WAL.
 _WAL_END = re.compile(
@@ -172,3 +173,19 @@ def configured_setting(data_dir, name, run, pg_bin=None, os_user=None):
     """A setting as a stopped node's configuration files give it (``postgres -C``); None if unknown."""
     rc, out, _err = run(_as([_tool(pg_bin, "postgres"), "-D", data_dir, "-C", name], os_user), {"LC_ALL": "C"})
     return out.strip() if rc == 0 else None
+
+
+def same_endpoint(seen, wanted):
+    """Whether a WAL receiver's (sender_host, sender_port) is ``wanted`` (host names resolved)."""
+    if seen[1] is None or int(seen[1]) != int(wanted[1]):
+        return False
+    if seen[0] == wanted[0]:
+        return True
+    try:
+        return bool(_addresses(seen[0]) & _addresses(wanted[0]))
+    except (OSError, TypeError):
+        return False
+
+
+def _addresses(host):
+    return {info[4][0] for info in socket.getaddrinfo(host, None)}

@@ -24,6 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+from ansible_collections.mttr.recovery.plugins.module_utils.pg_replication import same_endpoint, standby_facts
+
 HEALTHY = "healthy"
 DEGRADED = "degraded"
 DOWN = "down"
@@ -68,6 +70,7 @@ FIELDS = {
             "expect_role": str,
             "max_lag_bytes": int,
             "report_replication": bool,
+            "cascade_from": list,
         },
     ),
     "command": ({"argv": list}, {"rc": int, "stdout_regex": str, "env": dict}),
@@ -317,6 +320,7 @@ def check_postgres(spec):
                 details.update(replication_facts(conn))
     except psycopg.Error as exc:
         raise ProbeFailed(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
+    check_upstream(spec, params, details, psycopg)
     if spec.get("expected") is not None:
         compare = spec.get("compare") or "eq"
         actual = "" if value is None else str(_plain(value))
@@ -332,18 +336,58 @@ def check_postgres(spec):
 
 
 def replication_facts(conn):
-    """Role and lag: a standby's receive-to-replay gap, or a primary's largest standby lag."""
+    """Role and lag: a standby's receive-to-replay gap and its upstream, or a primary's largest standby lag."""
     in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
     if in_recovery:
-        lag = conn.execute(
-            "SELECT COALESCE(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)"
-        ).fetchone()[0]
-        receiver = conn.execute("SELECT status FROM pg_stat_wal_receiver").fetchone()
-        return {"role": "standby", "in_recovery": True, "lag_bytes": int(lag), "receiver": receiver and receiver[0]}
+        facts = standby_facts(conn)
+        upstream = None if facts["upstream_port"] is None else f"{facts['upstream_host']}:{facts['upstream_port']}"
+        return {
+            "role": "standby",
+            "in_recovery": True,
+            "lag_bytes": facts["lag_bytes"],
+            "receiver": facts["receiver"],
+            "upstream": upstream,
+        }
     row = conn.execute(
         "SELECT count(*), COALESCE(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0) FROM pg_stat_replication"
     ).fetchone()
     return {"role": "primary", "in_recovery": False, "standbys": int(row[0]), "lag_bytes": int(row[1])}
+
+
+def check_upstream(spec, params, details, psycopg):
+    """A standby is healthy only when it streams from a primary (or a declared ``cascade_from``).
+
+    A node streaming from itself receives nothing new and would lose every write made since if it
+    were promoted; one streaming from another standby is a cascade nobody declared.
+    """
+    upstream = details.get("upstream")
+    if details.get("role") != "standby" or not upstream:
+        return
+    host, _sep, port = upstream.rpartition(":")
+    if same_endpoint((host, port), (spec["host"], spec["port"])):
+        raise ProbeFailed(
+            f"standby replicates from itself ({upstream}): it receives nothing from the primary; point its "
+            "primary_conninfo at the primary (mttr.recovery.failover action=rejoin)",
+            details,
+        )
+    for allowed in spec.get("cascade_from") or []:
+        allowed_host, _sep, allowed_port = str(allowed).rpartition(":")
+        if allowed_port.isdigit() and same_endpoint((host, port), (allowed_host, allowed_port)):
+            details["upstream_role"] = "cascade"
+            return
+    try:
+        with psycopg.connect(autocommit=True, **dict(params, host=host, port=int(port))) as conn:
+            upstream_in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+    except psycopg.Error as exc:
+        details["upstream_role"] = f"unknown ({str(exc).strip().splitlines()[0] if str(exc).strip() else 'error'})"
+        return
+    details["upstream_role"] = "standby" if upstream_in_recovery else "primary"
+    if upstream_in_recovery:
+        raise ProbeFailed(
+            f"standby streams from {upstream}, which is itself a standby and not in cascade_from: it follows the "
+            "wrong upstream; point its primary_conninfo at the primary",
+            details,
+        )
 
 
 def _plain(value):

@@ -41,8 +41,9 @@ description:
   - What a promotion can lose is the old primary's WAL the candidate never received (WAL received but not
     yet replayed is replayed before promotion ends). It is measured against the old primary's last position -
     live when it answers, else the end of the WAL in its data directory (C(pg_controldata), C(pg_waldump)),
-    else the end the candidate's still-streaming WAL receiver last heard of - and returned as RV(exposure). With synchronous replication and the candidate a standby every commit waited
-    for, no acknowledged write can be lost. The promotion is refused unless O(force=true) when more than
+    else the end the candidate's still-streaming WAL receiver last heard of - and returned as RV(exposure).
+    With synchronous replication and the candidate a standby every commit waited for, no acknowledged
+    write can be lost. The promotion is refused unless O(force=true) when more than
     O(max_lag_bytes) of acknowledged writes may be lost, or when that cannot be told at all (old primary
     silent, its data directory elsewhere, replication not known to be synchronous).
   - A new primary whose C(synchronous_standby_names) is set would block every commit while no standby is

@@ -119,8 +119,17 @@ options:
           - A standby's lag is its receive-to-replay gap; a primary's is its largest standby's lag.
         type: int
       report_replication:
-        description: (postgres) Return the node's role and replication lag.
+        description:
+          - (postgres) Return the node's role and replication lag, and for a standby the upstream it streams from.
+          - A standby streaming from itself, or from another standby not in O(probes[].cascade_from), is down:
+            it receives nothing from the primary. Its upstream is asked whether it is a primary with the
+            probe's credentials.
         type: bool
+      cascade_from:
+        description:
+          - (postgres) Standbys (C(host:port)) this standby may stream from (a declared cascade).
+        type: list
+        elements: str
       argv:
         description: (command) The command, as a list or a string split like a shell would (no shell runs it).
         type: raw
@@ -352,6 +361,7 @@ PROBE_OPTIONS = {
     "expect_role": {"type": "str", "choices": ["primary", "standby"]},
     "max_lag_bytes": {"type": "int"},
     "report_replication": {"type": "bool"},
+    "cascade_from": {"type": "list", "elements": "str"},
     "argv": {"type": "raw"},
     "rc": {"type": "int"},
     "stdout_regex": {"type": "str"},

@@ -20,6 +20,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.failover import (
     probe_all,
     rejoin,
 )
+from ansible_collections.mttr.recovery.plugins.module_utils.probes import normalize, run_probes
 from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import free_port
 from conftest import REPO, run_playbook, task_result
 from mttr.lab.postgres import PostgresNode
@@ -397,15 +398,73 @@ def test_choice_refuses_split_brain_and_a_cluster_without_standby(fresh_lab):
         failover_cluster(nodes, run=run_command)
 
 
+def third_node(lab):
+    """A third node, pg3, streaming from pg1 (not in the lab's own bookkeeping: stop it yourself)."""
+    state = lab.cfg.state
+    state["nodes"]["pg3"] = {"port": free_port(), "data": str(Path(state["nodes"]["pg1"]["data"]).parent / "pg3")}
+    pg3 = PostgresNode(lab.cfg, "pg3")
+    pg3.base_backup_from(lab.nodes["pg1"])
+    pg3.start()
+    return pg3
+
+
+def standby_probe(state, port, **fields):
+    spec = {
+        "kind": "postgres",
+        "host": "127.0.0.1",
+        "port": port,
+        "user": state["db"]["superuser"],
+        "password": state["db"]["superuser_password"],
+        "report_replication": True,
+    }
+    return run_probes(normalize([dict(spec, **fields)]))[0]
+
+
+def point_at(state, port, upstream_port):
+    db = state["db"]
+    conninfo = f"host=127.0.0.1 port={upstream_port} user={db['superuser']} password={db['superuser_password']}"
+    with connect(state, port, "postgres") as conn:
+        conn.execute(f"ALTER SYSTEM SET primary_conninfo = '{conninfo}'")
+        conn.execute("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + 20
+        while conn.execute("SELECT status, sender_port FROM pg_stat_wal_receiver").fetchone() != (
+            "streaming",
+            upstream_port,
+        ):
+            assert time.monotonic() < deadline, "the standby did not start streaming from its new upstream"
+            time.sleep(0.1)
+
+
+def test_standby_probe_is_down_when_it_streams_from_itself_or_an_undeclared_cascade(fresh_lab):
+    lab = fresh_lab.lab
+    state = lab.cfg.state
+    ports = state["ports"]
+    healthy = standby_probe(state, ports["pg2"])
+    assert healthy["status"] == "healthy", healthy
+    assert healthy["details"]["upstream"] == f"127.0.0.1:{ports['pg1']}"
+    assert healthy["details"]["upstream_role"] == "primary"
+
+    pg3 = third_node(lab)
+    try:
+        point_at(state, pg3.port, ports["pg2"])
+        cascade = standby_probe(state, pg3.port)
+        assert cascade["status"] == "down" and "itself a standby" in cascade["error"], cascade
+        declared = standby_probe(state, pg3.port, cascade_from=[f"127.0.0.1:{ports['pg2']}"])
+        assert declared["status"] == "healthy" and declared["details"]["upstream_role"] == "cascade"
+
+        point_at(state, ports["pg2"], ports["pg2"])  # the self-loop the old rejoin left
+        loop = standby_probe(state, ports["pg2"])
+        assert loop["status"] == "down" and "replicates from itself" in loop["error"], loop
+    finally:
+        pg3.stop("immediate")
+
+
 def test_remaining_standbys_follow_the_new_primary(fresh_lab):
     """A third node streaming from pg1 is repointed at pg2 in the same call, and replicates from it."""
     lab = fresh_lab.lab
     state = lab.cfg.state
-    pg3_port = free_port()
-    state["nodes"]["pg3"] = {"port": pg3_port, "data": str(Path(state["nodes"]["pg1"]["data"]).parent / "pg3")}
-    pg3 = PostgresNode(lab.cfg, "pg3")
-    pg3.base_backup_from(lab.nodes["pg1"])
-    pg3.start()
+    pg3 = third_node(lab)
+    pg3_port = pg3.port
     try:
         fresh_lab.mttr("break", "primary-down")
         nodes = [node(lab, name) for name in ("pg1", "pg2", "pg3")]
