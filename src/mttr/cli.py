@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--port-base", default=None, help="first port of the lab's range (env MTTR_LAB_PORT_BASE; default 54300)"
     )
+    up.add_argument(
+        "--replication",
+        choices=["async", "sync"],
+        default=None,
+        help="streaming replication mode, kept for the lab (sync: every commit waits for the standby; default async)",
+    )
     status = actions.add_parser("status", help="show each component's health")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     brk = actions.add_parser("break", help="inject a failure")
@@ -87,7 +93,7 @@ def lab_command(args, console: Console) -> int:
 
     home = args.home or os.environ.get("MTTR_HOME")
     if args.action == "up":
-        lab = core.open_or_create(home, args.port_base)
+        lab = core.open_or_create(home, args.port_base, replication=args.replication)
         say(f"Lab home: {lab.cfg.home}")
         lab.up(say)
         console.print(status_table(lab.status()))

@@ -129,6 +129,9 @@ class Lab:
             if standby.pid() is None:
                 standby.start()
                 say(f"Started PostgreSQL {standby.name} on 127.0.0.1:{standby.port}")
+        for node in self.nodes.values():
+            if node.pid() is not None and node.reconfigure():
+                say(f"PostgreSQL {node.name}: replication is now {self.cfg.state.get('replication', 'async')}")
 
         if self.objstore.tracked.pid() is None:
             self.objstore.start()
@@ -366,8 +369,19 @@ def _row(component, role, endpoint, pid, state, detail) -> dict:
     return {"component": component, "role": role, "endpoint": endpoint, "pid": pid, "state": state, "detail": detail}
 
 
-def open_or_create(home, port_base, python: str | None = None) -> Lab:
-    """Open the lab under ``home``, creating its configuration on first use."""
+def open_or_create(home, port_base, python: str | None = None, replication: str | None = None) -> Lab:
+    """Open the lab under ``home``, creating its configuration on first use.
+
+    ``replication`` (``async`` or ``sync``) is kept in the lab's state; None keeps what it has.
+    """
+    lab = _open_or_create(home, port_base, python)
+    if replication is not None and lab.cfg.state.get("replication", "async") != replication:
+        lab.cfg.state["replication"] = replication
+        lab.cfg.save()
+    return lab
+
+
+def _open_or_create(home, port_base, python: str | None = None) -> Lab:
     if labconfig.exists(home):
         cfg = labconfig.load(home)
         if port_base is not None and labconfig.port_base_from(port_base) != cfg.state["port_base"]:

@@ -43,8 +43,14 @@ class PostgresNode:
             self._chown(directory)
         self.data.parent.chmod(0o755)
 
-    def write_conf(self) -> None:
-        """Settings the lab owns, kept in an included file so the rest stays PostgreSQL's own."""
+    def write_conf(self) -> bool:
+        """Settings the lab owns, kept in an included file so the rest stays PostgreSQL's own.
+
+        With ``replication: sync`` every commit waits until a standby has flushed it
+        (``synchronous_standby_names = '*'``): a standby is the lab's only other node, so an
+        acknowledged write is on both. Returns whether the file changed.
+        """
+        sync = self.cfg.state.get("replication", "async") == "sync"
         conf = (
             "# Written by 'mttr lab up'.\n"
             "listen_addresses = '127.0.0.1'\n"
@@ -59,8 +65,12 @@ class PostgresNode:
             "wal_retrieve_retry_interval = '1s'\n"
             "wal_log_hints = on\n"
             f"cluster_name = 'lab-{self.name}'\n"
+            f"synchronous_standby_names = '{'*' if sync else ''}'\n"
+            "synchronous_commit = on\n"
         )
-        (self.data / LAB_CONF).write_text(conf)
+        path = self.data / LAB_CONF
+        changed = not path.exists() or path.read_text() != conf
+        path.write_text(conf)
         self._chown(self.data / LAB_CONF)
         main_conf = self.data / "postgresql.conf"
         if f"include_if_exists = '{LAB_CONF}'" not in main_conf.read_text():
@@ -74,6 +84,15 @@ class PostgresNode:
         )
         (self.data / "pg_hba.conf").write_text(hba)
         self._chown(self.data / "pg_hba.conf")
+        return changed
+
+    def reconfigure(self) -> bool:
+        """Rewrite the lab's settings of a running node and reload them if they changed."""
+        if not self.write_conf():
+            return False
+        with self.connect() as conn:
+            conn.execute("SELECT pg_reload_conf()")
+        return True
 
     def initdb(self) -> None:
         self.prepare_dirs()
@@ -181,7 +200,10 @@ class PostgresNode:
     def seed(self, rows: int = 1000) -> None:
         """Create the app's role, database and orders table, with ``rows`` orders."""
         db = self.cfg.state["db"]
+        # seeding runs before the standby exists: with synchronous replication a commit would wait for it
+        local = "SET synchronous_commit = local"
         with self.connect() as conn:
+            conn.execute(local)
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (db["app_user"],)).fetchone()
             if not exists:
                 conn.execute(
@@ -196,6 +218,7 @@ class PostgresNode:
                     )
                 )
         with self.connect(db["name"]) as conn:
+            conn.execute(local)
             conn.execute(f"SET ROLE {db['app_user']}")
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS orders ("
