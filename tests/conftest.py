@@ -80,12 +80,12 @@ def lab_home():
     shutil.rmtree(home, ignore_errors=True)
 
 
-def started_lab():
+def started_lab(replication: str = "async"):
     """A lab on a free port range; the machine is shared, so a port taken between the check and the
     bind (by another test or program) gets one more try on another range."""
     for attempt in range(3):
         handle = LabHandle(make_home(), free_port_base())
-        result = handle.mttr("up", "--port-base", str(handle.port_base))
+        result = handle.mttr("up", "--port-base", str(handle.port_base), "--replication", replication)
         if result.returncode == 0:
             return handle
         stop_lab(handle)
@@ -151,3 +151,19 @@ def task_result(runner, task_name: str) -> dict:
         if event["event"] in ("runner_on_ok", "runner_on_failed") and data.get("task") == task_name:
             return data["res"]
     raise AssertionError(f"no result for task {task_name!r}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the figures tests recorded with ``record_property("figure", ...)`` (also from xdist workers)."""
+    figures = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", [])
+        if name == "figure"
+    ]
+    if figures:
+        terminalreporter.section("figures")
+        for figure in figures:
+            terminalreporter.write_line(figure)
