@@ -125,12 +125,14 @@ def run_playbook(
     ident: str = "run",
     limit: str | None = None,
     cmdline: str | None = None,
+    envvars: dict | None = None,
 ):
     """Run a playbook through ansible-runner against the lab inventory, as the CLI will."""
     import ansible_runner
 
     Path(private_data_dir).mkdir(parents=True, exist_ok=True)
     env = {"MTTR_HOME": str(home), "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "ANSIBLE_NOCOLOR": "1"}
+    env.update(envvars or {})
     return ansible_runner.run(
         private_data_dir=str(private_data_dir),
         playbook=str(playbook),

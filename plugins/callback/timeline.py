@@ -13,6 +13,8 @@ description:
   - When an incident id is known, appends one entry per task result (host, task, ok / changed /
     failed / skipped / unreachable, duration) and one per playbook start and end to the incident
     store (see M(mttr.recovery.incident)).
+  - A result that carries C(risk) (a failover that may have lost writes, WAL a rejoin discarded) also
+    gets a C(risk) entry, which the post-incident review lists under what went wrong.
   - Never records module arguments. A task with C(no_log) is recorded without its message, and
     anything in a message that looks like a credential (C(password=...), C(token=...)) is masked.
   - Failures to write the store are warned about once and never fail the play.
@@ -137,6 +139,9 @@ class CallbackModule(CallbackBase):
         self._append(
             "task", message, host=result._host.get_name(), action=task.get_name(), result=status, duration=duration
         )
+        # a module that may have lost data says so in 'risk'; it gets an entry of its own for the review
+        if not hidden and isinstance(data.get("risk"), str) and data["risk"]:
+            self._append("risk", data["risk"], host=result._host.get_name(), action=task.get_name(), result=status)
 
     def v2_runner_on_ok(self, result):
         self._result(result, "ok")

@@ -359,6 +359,9 @@ def build_report(record, timeline, slo=DEFAULT_SLO, window_days=DEFAULT_WINDOW_D
         "hosts": sorted({action["host"] for action in actions if action["host"]}),
         "slowest": sorted(actions, key=lambda action: -action["duration_s"])[:5],
         "escalations": [{"time": entry["time"], "message": mask(entry["message"])} for entry in escalations],
+        "risks": [
+            {"time": entry["time"], "message": mask(entry["message"])} for entry in timeline if entry["kind"] == "risk"
+        ],
         "communications": sent,
         "latest_update": latest_update(timeline),
     }
@@ -388,6 +391,8 @@ def _findings(report, attempts, playbooks):
             )
     for escalation in report["escalations"]:
         wrong.append(f"Escalated at {short_time(escalation['time'])} ({escalation['message']}).")
+    for risk in report["risks"]:
+        wrong.append(f"Data-loss risk at {short_time(risk['time'])}: {risk['message']}.")
 
     actions = report["actions"]
     failed = [group for group in attempts if group["failures"] and group["last"]["result"] in FAILED_RESULTS]
@@ -460,6 +465,9 @@ def _questions(report, attempts):
             )
     if report["escalations"]:
         questions.append("What made the escalation necessary, and did it reach the right people quickly?")
+    if report["risks"]:
+        questions.append("Were writes lost? Compare what clients were told was committed with what the data holds.")
+        follow_ups.append("Reconcile the writes at risk (see the data-loss risks on the timeline) with their owners.")
     for sent in report["communications"]:
         if sent["outcome"] == "failed":
             follow_ups.append(f"Check webhook {sent['webhook']}: a status update did not get through.")

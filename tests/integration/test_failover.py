@@ -20,6 +20,8 @@ from ansible_collections.mttr.recovery.plugins.module_utils.failover import (
     probe_all,
     rejoin,
 )
+from ansible_collections.mttr.recovery.plugins.module_utils.incident_report import build_report
+from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import IncidentStore
 from ansible_collections.mttr.recovery.plugins.module_utils.probes import normalize, run_probes
 from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import free_port
 from conftest import REPO, run_playbook, task_result
@@ -262,6 +264,47 @@ def stop_receiving(state, port):
         while standby.execute("SELECT count(*) FROM pg_stat_wal_receiver").fetchone()[0]:
             assert time.monotonic() < deadline, "the WAL receiver did not stop"
             time.sleep(0.1)
+
+
+def test_forced_lossy_failover_lands_on_the_timeline_and_in_the_review(fresh_lab, tmp_path):
+    """A forced promotion that may lose writes says so in its result, on the incident's timeline and in the review."""
+    lab = fresh_lab.lab
+    state = lab.cfg.state
+    store_path = tmp_path / "incidents.sqlite"
+    with IncidentStore(str(store_path)) as store:
+        incident = store.open(["orders"], "SEV1", "orders primary lost")[0]["id"]
+    stop_receiving(state, state["ports"]["pg2"])
+    with connect(state, state["ports"]["pg1"]) as primary:
+        primary.execute("INSERT INTO orders (customer, amount_cents) SELECT 'lost', g FROM generate_series(1, 5000) g")
+    fresh_lab.mttr("break", "primary-down")
+    timeline_env = {"ANSIBLE_CALLBACKS_ENABLED": "mttr.recovery.timeline", "MTTR_INCIDENT_STORE": str(store_path)}
+
+    refused = run_playbook(
+        tmp_path / "refused",
+        fresh_lab.home,
+        FAILOVER,
+        {"mttr_incident_id": incident, "failover_max_lag_bytes": 1024},
+        envvars=timeline_env,
+    )
+    assert refused.status == "failed"
+    assert "never received" in task_result(refused, DB_TASK)["msg"]
+    assert lab.nodes["pg2"].in_recovery() is True
+
+    forced = run_playbook(
+        tmp_path / "forced",
+        fresh_lab.home,
+        FAILOVER,
+        {"mttr_incident_id": incident, "failover_max_lag_bytes": 1024, "failover_force": True},
+        envvars=timeline_env,
+    )
+    assert forced.status == "successful", forced.stdout.read()
+    result = task_result(forced, DB_TASK)
+    assert result["exposure"]["acknowledged_writes_at_risk"] is True and result["exposure"]["unreceived_bytes"] > 0
+    with IncidentStore(str(store_path)) as store:
+        risks = [entry for entry in store.timeline(incident) if entry["kind"] == "risk"]
+        assert len(risks) == 1 and "DATA LOSS POSSIBLE" in risks[0]["message"]
+        report = build_report(store.get(incident), store.timeline(incident))
+    assert any("Data-loss risk" in item and "DATA LOSS POSSIBLE" in item for item in report["went_wrong"])
 
 
 def test_received_but_unreplayed_wal_is_not_counted_as_loss(fresh_lab):

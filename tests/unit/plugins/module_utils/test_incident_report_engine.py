@@ -330,3 +330,25 @@ def test_chart_path_and_mask():
     assert engine.chart_path_for("/r/INC-1.txt") == "/r/INC-1.txt.timeline.png"
     assert engine.mask("token: abc123 api_key=zz") == "token: ******** api_key=********"
     assert engine.PHASE_OF_STATUS["escalated"] == "acknowledge"
+
+
+def test_data_loss_risk_is_what_went_wrong_with_a_question_and_a_follow_up(store):
+    incident_id = smooth_incident(store)
+    clean = report_of(store, incident_id)
+    assert clean["risks"] == [] and not any("Data-loss" in item for item in clean["went_wrong"])
+    store.append(
+        incident_id,
+        "risk",
+        "failover pg1 -> pg2: DATA LOSS POSSIBLE: 4096 bytes of WAL never received",
+        host="pg1",
+        action="Drain, fence, promote",
+        result="changed",
+        time=at(65),
+    )
+    report = report_of(store, incident_id)
+    assert [risk["message"] for risk in report["risks"]] == [
+        "failover pg1 -> pg2: DATA LOSS POSSIBLE: 4096 bytes of WAL never received"
+    ]
+    assert any(item.startswith("Data-loss risk at") and "4096 bytes" in item for item in report["went_wrong"])
+    assert any("Were writes lost?" in question for question in report["questions"])
+    assert any("Reconcile the writes at risk" in item for item in report["follow_ups"])
