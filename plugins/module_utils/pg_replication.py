@@ -17,17 +17,16 @@ import os
 import re
 import socket
 
-# pg_waldump stops at the first invalid record; where that record would start is the end of the WAL.
-_WAL_END = re.compile(
-    r"(?:invalid record length|record with incorrect prev-link \S+|invalid resource manager ID \d+|"
-    r"record length \d+ at [0-9A-F]+/[0-9A-F]+ too long|invalid record offset|missing contrecord)"
-    r"\s+at\s+([0-9A-F]+/[0-9A-F]+)"
-)
-_MAGIC = re.compile(r"invalid magic number [0-9A-F]+ in log segment ([0-9A-F]{24}), offset (\d+)")
+# pg_waldump stops at the first invalid record; when its header is all zeros, where it would start is the end
+_WAL_END = re.compile(r"invalid record length at ([0-9A-F]+/[0-9A-F]+): wanted \d+, got 0")
+_LAST_GOOD = re.compile(r"error in WAL record at ([0-9A-F]+/[0-9A-F]+)")
+_RECORD = re.compile(r"len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*\d+, lsn: ([0-9A-F]+/[0-9A-F]+)")
 # the WAL reaches the end of the last segment file (after a segment switch, say): it ends where the next begins
 _NO_SEGMENT = re.compile(r'could not find file "([0-9A-F]{24})"')
 _SYNC = re.compile(r"^\s*(?:(FIRST|ANY)\s+)?(\d+)\s*\((.*)\)\s*$", re.IGNORECASE)
 WAL_SEGMENT = 16 * 1024 * 1024
+WAL_PAGE = 8192
+SHORT_PAGE_HEADER, LONG_PAGE_HEADER = 24, 40
 
 STANDBY_QUERY = (
     "SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,"
@@ -128,8 +127,9 @@ def wal_end(data_dir, run, pg_bin=None, os_user=None):
     """The end of the valid WAL in a stopped (or crashed) node's data directory, as an int LSN.
 
     Reads the latest checkpoint from ``pg_controldata`` and walks the WAL after it with
-    ``pg_waldump`` to the first invalid record. None when it cannot be told (the reason is
-    not needed: unknown is treated as unknown).
+    ``pg_waldump`` to the first invalid record. When that record's header is where it fails, the
+    error names its start: the end. Otherwise (a record cut off by a page that was never written)
+    the last complete record is dumped and its end computed. None when it cannot be told.
     """
     rc, out, _err = run(_as([_tool(pg_bin, "pg_controldata"), "-D", data_dir], os_user), {"LC_ALL": "C"})
     if rc != 0:
@@ -140,28 +140,56 @@ def wal_end(data_dir, run, pg_bin=None, os_user=None):
     if not checkpoint or not timeline.isdigit():
         return None
     segment_size = int(fields.get("Bytes per WAL segment", "").strip() or WAL_SEGMENT)
-    argv = [
-        _tool(pg_bin, "pg_waldump"),
-        "--quiet",
-        "--path",
-        os.path.join(data_dir, "pg_wal"),
-        "--start",
-        checkpoint,
-        "--timeline",
-        timeline,
-    ]
-    _rc, out, err = run(_as(argv, os_user), {"LC_ALL": "C"})
-    text = (err or "") + (out or "")
-    match = _WAL_END.search(text)
+    page_size = int(fields.get("WAL block size", "").strip() or WAL_PAGE)
+
+    def waldump(start, *options):
+        argv = [_tool(pg_bin, "pg_waldump"), *options, "--path", os.path.join(data_dir, "pg_wal")]
+        argv += ["--start", start, "--timeline", timeline]
+        _rc, out, err = run(_as(argv, os_user), {"LC_ALL": "C"})
+        return out or "", err or ""
+
+    _out, err = waldump(checkpoint, "--quiet")
+    match = _WAL_END.search(err)
     if match:
-        return lsn_int(match.group(1))
-    match = _MAGIC.search(text)
-    if match:
-        return segment_start(match.group(1), segment_size) + int(match.group(2))
-    match = _NO_SEGMENT.search(text)
-    if match:
+        return end_pointer(lsn_int(match.group(1)), page_size, segment_size)
+    last_good = _LAST_GOOD.search(err)
+    if last_good:
+        out, _err = waldump(last_good.group(1))
+        records = _RECORD.findall(out)
+        if records:
+            total, start = records[-1]
+            return record_end(lsn_int(start), int(total), page_size, segment_size)
+        return None
+    match = _NO_SEGMENT.search(err)
+    if match:  # after a segment switch the WAL goes on at the next segment, which was never written
         return segment_start(match.group(1), segment_size)
     return None
+
+
+def end_pointer(position, page_size=WAL_PAGE, segment_size=WAL_SEGMENT):
+    """A record start just past a page header, as the end of the WAL before it: the page boundary,
+    the way PostgreSQL reports end positions (so it compares with what a standby received)."""
+    if position % segment_size == LONG_PAGE_HEADER:
+        return position - LONG_PAGE_HEADER
+    if position % page_size == SHORT_PAGE_HEADER and position % segment_size != SHORT_PAGE_HEADER:
+        return position - SHORT_PAGE_HEADER
+    return position
+
+
+def record_end(start, length, page_size=WAL_PAGE, segment_size=WAL_SEGMENT):
+    """Where the WAL ends after a record of ``length`` bytes at ``start``: page headers it crosses are
+    skipped (24 bytes, 40 at a segment's first page), records are 8-byte aligned, and an end on a
+    page boundary is that boundary."""
+    position, remaining = start, length
+    while True:
+        room = page_size - position % page_size
+        if remaining <= room:
+            position += remaining
+            break
+        remaining -= room
+        position += room
+        position += LONG_PAGE_HEADER if position % segment_size == 0 else SHORT_PAGE_HEADER
+    return (position + 7) // 8 * 8
 
 
 def segment_start(name, segment_size=WAL_SEGMENT):

@@ -8,11 +8,14 @@ import subprocess
 import pytest
 
 from ansible_collections.mttr.recovery.plugins.module_utils.pg_replication import (
+    _RECORD,
     acknowledged_writes_safe,
     configured_setting,
+    end_pointer,
     lsn_int,
     lsn_text,
     parse_sync_names,
+    record_end,
     same_endpoint,
     segment_start,
     wal_end,
@@ -134,3 +137,50 @@ def test_configured_setting_reads_the_configuration_files(crashable):
         "FIRST 1 (pg2)"
     )
     assert configured_setting(str(crashable.data), "no_such_setting", as_postgres, str(PG_BIN)) is None
+
+
+@pytest.mark.parametrize(
+    ("start", "length", "end"),
+    [
+        ("0/3036D58", 34, "0/3036D80"),  # a commit record, as pg_waldump showed it
+        ("0/3015F00", 256, "0/3016000"),  # ends exactly at a page boundary
+        ("0/3015FF0", 40, "0/3016030"),  # crosses into the next page: 16 + 24 header + 24
+        ("0/3FFFFF0", 40, "0/4000040"),  # crosses into a new segment: 16 + 40 header + 24
+    ],
+)
+def test_record_end(start, length, end):
+    assert lsn_text(record_end(lsn_int(start), length)) == end
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [("0/3016018", "0/3016000"), ("0/4000028", "0/4000000"), ("0/3036D80", "0/3036D80"), ("0/4000018", "0/4000018")],
+)
+def test_end_pointer(start, end):
+    assert lsn_text(end_pointer(lsn_int(start))) == end
+
+
+def test_wal_end_of_a_record_cut_off_by_a_page_never_written(crashable):
+    """A torn write: a record crosses into a page the crash never wrote. The WAL ends where it starts."""
+    with crashable.connect() as conn:
+        conn.execute("CREATE TABLE t (g text)")
+        checkpoint = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
+        for _row in range(40):
+            conn.execute("INSERT INTO t VALUES (repeat(md5(random()::text), 40))")
+    crash(crashable)
+    dump = subprocess.run(
+        [str(PG_BIN / "pg_waldump"), "--path", str(crashable.data / "pg_wal"), "--start", checkpoint],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    records = [(lsn_int(lsn), int(total)) for total, lsn in _RECORD.findall(dump)]
+    crossing = [(lsn, total) for lsn, total in records if lsn % 8192 + total > 8192 and lsn % 8192]
+    assert crossing, "no record crosses a page: write more rows"
+    torn, _total = crossing[-1]
+    segment_size = 16 * 1024 * 1024
+    wal = crashable.data / "pg_wal" / f"00000001{torn >> 32:08X}{(torn & 0xFFFFFFFF) // segment_size:08X}"
+    with open(wal, "r+b") as handle:
+        handle.seek((torn // 8192 + 1) * 8192 % segment_size)
+        handle.write(b"\0" * 8192)
+    assert wal_end(str(crashable.data), as_postgres, str(PG_BIN)) == torn
