@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -498,6 +499,9 @@ def test_standby_probe_is_down_when_it_streams_from_itself_or_an_undeclared_casc
         point_at(state, ports["pg2"], ports["pg2"])  # the self-loop the old rejoin left
         loop = standby_probe(state, ports["pg2"])
         assert loop["status"] == "down" and "replicates from itself" in loop["error"], loop
+        status = json.loads(fresh_lab.mttr("status", "--json").stdout)
+        pg2 = next(row for row in status if row["component"] == "postgres pg2")
+        assert pg2["state"] == "degraded" and "(itself)" in pg2["detail"], pg2
     finally:
         pg3.stop("immediate")
 

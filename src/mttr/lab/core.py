@@ -206,9 +206,11 @@ class Lab:
                 detail = f"accepting writes; {len(streaming)} standby streaming; lb {lb}"
                 rows.append(_row(f"postgres {name}", "primary", endpoint, pid, "up", detail))
             else:
-                ok = repl["receiver"] == "streaming"
+                # streaming from itself receives nothing: the self-loop a bad rejoin can leave
+                ok = repl["receiver"] == "streaming" and repl["upstream_port"] != node.port
                 detail = (
-                    f"{repl['receiver'] or 'not receiving'} from :{repl['upstream_port'] or '-'}, "
+                    f"{repl['receiver'] or 'not receiving'} from :{repl['upstream_port'] or '-'}"
+                    f"{' (itself)' if repl['upstream_port'] == node.port else ''}, "
                     f"replay lag {repl['replay_lag_bytes']} B; lb {lb}"
                 )
                 rows.append(_row(f"postgres {name}", "standby", endpoint, pid, "up" if ok else "degraded", detail))
