@@ -31,14 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mttr {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    home_help = "the lab's state directory (env MTTR_HOME; default ~/.local/state/mttr, /var/lib/mttr as root)"
     lab = commands.add_parser("lab", help="the embedded lab: a real service on loopback to break and recover")
-    lab.add_argument(
-        "--home",
-        default=None,
-        help="the lab's state directory (env MTTR_HOME; default ~/.local/state/mttr, /var/lib/mttr as root)",
-    )
+    lab.add_argument("--home", default=None, help=home_help)
+    # Each action takes --home too ('mttr lab up --home X'); SUPPRESS keeps an absent one from
+    # overwriting a --home given before the action.
+    action_options = argparse.ArgumentParser(add_help=False)
+    action_options.add_argument("--home", default=argparse.SUPPRESS, help=home_help)
     actions = lab.add_subparsers(dest="action", metavar="ACTION", required=True)
-    up = actions.add_parser("up", help="start (or complete) the lab and wait until everything answers")
+    up = actions.add_parser(
+        "up", parents=[action_options], help="start (or complete) the lab and wait until everything answers"
+    )
     up.add_argument(
         "--port-base", default=None, help="first port of the lab's range (env MTTR_LAB_PORT_BASE; default 54300)"
     )
@@ -48,15 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="streaming replication mode, kept for the lab (sync: every commit waits for the standby; default async)",
     )
-    status = actions.add_parser("status", help="show each component's health")
+    status = actions.add_parser("status", parents=[action_options], help="show each component's health")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
-    brk = actions.add_parser("break", help="inject a failure")
+    brk = actions.add_parser("break", parents=[action_options], help="inject a failure")
     brk.add_argument("scenario", metavar="SCENARIO", help="primary-down, bad-release, data-loss or app-crash")
-    restart = actions.add_parser("restart", help="restart a lab component (app)")
+    restart = actions.add_parser("restart", parents=[action_options], help="restart a lab component (app)")
     restart.add_argument("component", metavar="COMPONENT")
-    down = actions.add_parser("down", help="stop every process the lab started")
+    down = actions.add_parser("down", parents=[action_options], help="stop every process the lab started")
     down.add_argument("--purge", action="store_true", help="also delete the lab's data under its home")
-    actions.add_parser("env", help="print the lab's connection settings as shell exports")
+    actions.add_parser("env", parents=[action_options], help="print the lab's connection settings as shell exports")
     from .incident_cli import add_parser as add_incident_parser
 
     add_incident_parser(commands)
