@@ -47,7 +47,7 @@ description:
     O(max_lag_bytes) of acknowledged writes may be lost, or when that cannot be told at all (old primary
     silent, its data directory elsewhere, replication not known to be synchronous).
   - A new primary whose C(synchronous_standby_names) is set would block every commit while no standby is
-    left: it is set to empty (ALTER SYSTEM) and the rejoin restores the configured value once a standby streams.
+    left, so it is set to empty (ALTER SYSTEM) and the rejoin restores the configured value once a standby streams.
 options:
   action:
     description:

@@ -121,7 +121,7 @@ options:
       report_replication:
         description:
           - (postgres) Return the node's role and replication lag, and for a standby the upstream it streams from.
-          - A standby streaming from itself, or from another standby not in O(probes[].cascade_from), is down:
+          - A standby streaming from itself, or from another standby not in O(probes[].cascade_from), is down -
             it receives nothing from the primary. Its upstream is asked whether it is a primary with the
             probe's credentials.
         type: bool
