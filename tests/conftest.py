@@ -18,13 +18,20 @@ VENV_BIN = Path(sys.executable).parent
 MTTR = str(VENV_BIN / "mttr")
 
 
+# Test labs draw their ports from here: below Linux's ephemeral range (32768-60999), where a client's
+# connection or TIME_WAIT could hold a port between the check and the bind.
+TEST_PORTS = range(10000, 32768)
+
+
 def free_port_base() -> int:
     """A port base whose whole range is free; xdist workers draw from separate bands."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     band = int(worker[2:]) if worker[2:].isdigit() else 0
+    workers = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), band + 1)
     span = max(PORT_OFFSETS.values()) + 1
+    width = len(TEST_PORTS) // workers
     for _attempt in range(200):
-        base = 20000 + band * 8000 + random.randrange(0, 8000 - span, span)
+        base = TEST_PORTS.start + band * width + random.randrange(0, width - span, span)
         if not any(port_in_use(base + offset) for offset in PORT_OFFSETS.values()):
             return base
     raise RuntimeError("no free port range found for a lab")

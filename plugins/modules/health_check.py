@@ -207,18 +207,18 @@ EXAMPLES = r"""
     probes:
       - name: app health through the load balancer
         kind: http
-        url: http://127.0.0.1:54320/health
+        url: http://127.0.0.1:24320/health
         json_path: status
         json_value: ok
         latency_threshold_ms: 250
       - name: write endpoint
         kind: tcp
         host: 127.0.0.1
-        port: 54310
+        port: 24310
       - name: primary takes queries
         kind: postgres
         host: 127.0.0.1
-        port: 54301
+        port: 24301
         dbname: orders
         user: mttr
         password: "{{ pg_password }}"

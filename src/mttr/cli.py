@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         "up", parents=[action_options], help="start (or complete) the lab and wait until everything answers"
     )
     up.add_argument(
-        "--port-base", default=None, help="first port of the lab's range (env MTTR_LAB_PORT_BASE; default 54300)"
+        "--port-base", default=None, help="first port of the lab's range (env MTTR_LAB_PORT_BASE; default 24300)"
     )
     up.add_argument(
         "--replication",

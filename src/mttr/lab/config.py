@@ -21,7 +21,9 @@ from ansible_collections.mttr.recovery.plugins.module_utils.lab_state import (
 
 from .process import LabError
 
-DEFAULT_PORT_BASE = 54300
+# Below Linux's ephemeral range (32768-60999): a port in it can be held by any client's connection or
+# TIME_WAIT, and 'up' would refuse a port no program listens on.
+DEFAULT_PORT_BASE = 24300
 # Offsets from the port base; every port is on 127.0.0.1 only.
 PORT_OFFSETS = {"pg1": 1, "pg2": 2, "lb_db": 10, "lb_http": 20, "app": 30, "s3": 40}
 PORT_NAMES = {

@@ -18,6 +18,17 @@ def test_port_base_from_env_and_validation(monkeypatch):
         config.port_base_from(65530)
 
 
+def test_default_ports_are_below_the_ephemeral_range(monkeypatch):
+    """Linux hands out client ports from 32768 up (ip_local_port_range): a lab port there can be held by
+    any program's outgoing connection, or its TIME_WAIT, and 'up' would refuse a port nobody listens on."""
+    monkeypatch.delenv("MTTR_LAB_PORT_BASE", raising=False)
+    base = config.port_base_from(None)
+    assert base == config.DEFAULT_PORT_BASE
+    ports = [base + offset for offset in config.PORT_OFFSETS.values()]
+    assert max(ports) < 32768, ports
+    assert min(ports) >= 1024, ports
+
+
 def test_port_in_use_sees_a_real_listener():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
