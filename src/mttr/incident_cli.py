@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from rich.console import Console
 from rich.table import Table
@@ -14,6 +15,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.incident_store impor
     SEVERITIES,
     IncidentError,
     IncidentStore,
+    UnknownIncident,
     default_store_path,
 )
 
@@ -41,15 +43,39 @@ def add_parser(commands) -> None:
         action.add_argument("--note", default=None)
 
 
+# Commands that only read: they work on a copy in memory, so they never create or change a store.
+READ_ONLY = ("list", "show")
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
-    store = IncidentStore(args.store or default_store_path())
+    path = os.path.abspath(os.path.expanduser(args.store or default_store_path()))
+    if args.action in READ_ONLY:
+        store = IncidentStore.snapshot(path)
+    elif args.action != "open" and not os.path.exists(path):
+        raise IncidentError(f"no incident {args.incident_id}: {no_store(path)}")
+    else:
+        store = IncidentStore(path)
     try:
-        return _run(args, store, console)
+        return _run(args, store, path, console)
+    except UnknownIncident:
+        if args.action not in READ_ONLY:
+            raise
+        # The copy's own path is ':memory:'; name the real store.
+        if os.path.exists(path):
+            raise UnknownIncident(f"no incident {args.incident_id} in {path}: check the id") from None
+        raise UnknownIncident(f"no incident {args.incident_id}: {no_store(path)}") from None
     finally:
         store.close()
 
 
-def _run(args, store: IncidentStore, console: Console) -> int:
+def no_store(path: str) -> str:
+    return (
+        f"there is no incident store at {path} (point --store or MTTR_HOME at the store; "
+        "'mttr incident open' creates one)"
+    )
+
+
+def _run(args, store: IncidentStore, path: str, console: Console) -> int:
     if args.action == "open":
         record, changed = store.open(
             args.service, severity=args.severity, summary=args.summary, incident_id=args.incident_id
@@ -64,6 +90,12 @@ def _run(args, store: IncidentStore, console: Console) -> int:
         records = store.list(status=args.status)
         if args.json:
             print(json.dumps(records, indent=2, default=str))
+            return 0
+        if not records:
+            where = f"in {path}" if os.path.exists(path) else f"yet: {no_store(path)}"
+            console.print(
+                f"No incidents{f' with status {args.status}' if args.status else ''} {where}.", soft_wrap=True
+            )
             return 0
         table = Table(title="incidents")
         for column in ("id", "severity", "status", "services", "opened", "to resolve", "summary"):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_report import (
@@ -37,7 +38,30 @@ def add_parser(commands) -> None:
     report.add_argument("--no-chart", action="store_true", help="leave the timeline chart out")
 
 
+def check_output(path: str) -> None:
+    """Refuse an output path whose directory is missing (it is not created: a typo would go unnoticed)."""
+    if os.path.isdir(path):
+        raise IncidentError(
+            f"cannot write the report to {path}: {path} is a directory; name the file, such as -o {path}/review.md"
+        )
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(directory):
+        return
+    missing = directory
+    while not os.path.exists(os.path.dirname(missing)):
+        missing = os.path.dirname(missing)
+    blocker = missing if os.path.exists(missing) else os.path.dirname(missing)
+    if not os.path.isdir(blocker):
+        raise IncidentError(f"cannot write the report to {path}: {blocker} is not a directory")
+    raise IncidentError(
+        f"cannot write the report to {path}: {missing} does not exist; create it first (mkdir -p {directory}) "
+        "or choose another -o"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.output is not None:
+        check_output(args.output)
     record, timeline = load(args.store or default_store_path(), args.incident_id)
     try:
         report = build_report(record, timeline, slo=args.slo, window_days=args.window_days)

@@ -41,3 +41,40 @@ def test_unknown_incident_is_one_clear_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "no incident INC-20260101-999" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_read_only_commands_on_an_empty_home_create_nothing(tmp_path):
+    home = tmp_path / "home"
+    listed = run_mttr("incident", "list", home=home)
+    assert listed.returncode == 0, listed.stderr
+    assert "No incidents" in listed.stdout and str(home / "incidents.sqlite") in " ".join(listed.stdout.split())
+    listed_json = run_mttr("incident", "list", "--json", home=home)
+    assert listed_json.returncode == 0 and json.loads(listed_json.stdout) == []
+    shown = run_mttr("incident", "show", "INC-20260101-001", home=home)
+    assert shown.returncode == 1 and shown.stderr.count("\n") == 1 and "Traceback" not in shown.stderr
+    assert "no incident INC-20260101-001" in shown.stderr and "no incident store at" in shown.stderr
+    assert not home.exists(), "a read-only command created the home"
+
+
+def test_commands_on_a_missing_store_create_nothing_but_open_does(tmp_path):
+    store = tmp_path / "incidents.sqlite"
+    for args in (["list"], ["show", "INC-20260101-001"], ["ack", "INC-20260101-001"], ["resolve", "INC-20260101-001"]):
+        result = run_mttr("incident", "--store", str(store), *args)
+        assert "Traceback" not in result.stderr
+        assert list(tmp_path.iterdir()) == [], f"'mttr incident {args[0]}' created {list(tmp_path.iterdir())}"
+    resolved = run_mttr("incident", "--store", str(store), "resolve", "INC-20260101-001")
+    assert resolved.returncode == 1 and "no incident INC-20260101-001" in resolved.stderr
+    assert "mttr incident open" in resolved.stderr
+    opened = run_mttr("incident", "--store", str(store), "open", "--service", "orders")
+    assert opened.returncode == 0 and store.exists()
+
+
+def test_list_of_an_existing_store_leaves_it_as_it_was(tmp_path):
+    store = tmp_path / "incidents.sqlite"
+    opened = run_mttr("incident", "--store", str(store), "open", "--service", "orders")
+    assert opened.returncode == 0, opened.stderr
+    before = sorted(path.name for path in tmp_path.iterdir()), store.stat().st_mtime_ns
+    listed = run_mttr("incident", "--store", str(store), "list", "--status", "resolved")
+    assert listed.returncode == 0 and "No incidents with status resolved" in " ".join(listed.stdout.split())
+    assert run_mttr("incident", "--store", str(store), "show", opened.stdout.split()[1]).returncode == 0
+    assert (sorted(path.name for path in tmp_path.iterdir()), store.stat().st_mtime_ns) == before

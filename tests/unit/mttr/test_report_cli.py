@@ -36,6 +36,7 @@ def test_markdown_to_stdout_and_html_to_a_file(tmp_path):
     assert "## Follow-up items" in shown.stdout
 
     out = tmp_path / "out" / "review.html"
+    out.parent.mkdir()
     written = run_mttr(
         "report", incident_id, "--store", str(store), "--format", "html", "-o", str(out), "--slo", "0.99"
     )
@@ -66,3 +67,25 @@ def test_unknown_incident_is_one_clear_line(tmp_path):
     assert result.stderr == f"mttr: error: no incident INC-20990101-001 in {store}: check the id\n"
     missing = run_mttr("report", "INC-1", "--store", str(tmp_path / "none.sqlite"))
     assert missing.returncode == 1 and "no incident store at" in missing.stderr
+
+
+def test_output_into_a_missing_directory_is_one_clear_line(tmp_path):
+    store = tmp_path / "incidents.sqlite"
+    incident_id = recorded_incident(store)
+    for fmt in ("md", "html"):
+        out = tmp_path / "reviews" / "2026" / f"review.{fmt}"
+        result = run_mttr("report", incident_id, "--store", str(store), "--format", fmt, "-o", str(out))
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+        assert f"{tmp_path / 'reviews'} does not exist" in result.stderr
+        assert f"mkdir -p {out.parent}" in result.stderr
+        assert not (tmp_path / "reviews").exists(), "the report created the missing directory"
+
+
+def test_output_onto_a_directory_is_one_clear_line(tmp_path):
+    store = tmp_path / "incidents.sqlite"
+    incident_id = recorded_incident(store)
+    result = run_mttr("report", incident_id, "--store", str(store), "-o", str(tmp_path))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert f"{tmp_path} is a directory" in result.stderr
