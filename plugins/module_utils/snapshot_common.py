@@ -6,7 +6,15 @@ from __future__ import annotations
 
 
 class SnapshotError(Exception):
-    """A snapshot or rollback cannot go on; the message says what is wrong and what to do."""
+    """A snapshot or rollback cannot go on; the message says what is wrong and what to do.
+
+    ``result`` is what was already changed before it stopped (``changed``, ``previous``,
+    ``current``...), so the failure still says it and a caller can undo it.
+    """
+
+    def __init__(self, message, result=None):
+        super().__init__(message)
+        self.result = result or {}
 
 
 def provider_spec():
@@ -42,9 +50,12 @@ def build_provider(module, restart_command=None):
     params = module.params
 
     def run(argv, env):
-        if env:
-            return module.run_command(argv, environ_update=env)
-        return module.run_command(argv)
+        # a command that cannot be started is a result like any failure, not an exit from the module:
+        # the provider may already have changed something that the failure must report
+        try:
+            return module.run_command(argv, environ_update=env or {}, handle_exceptions=False)
+        except OSError as exc:
+            return 127, "", f"cannot run {argv[0]}: {exc.strerror or exc}"
 
     if params["provider"] == "release":
         from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_release import ReleaseProvider
@@ -78,5 +89,6 @@ def fail_snapshot(module, exc):
     import traceback
 
     if isinstance(exc, SnapshotError):
-        module.fail_json(msg=str(exc))
+        result = {key: value for key, value in exc.result.items() if key != "diff" or module._diff}
+        module.fail_json(msg=str(exc), **result)
     module.fail_json(msg=f"{type(exc).__name__}: {exc}", exception=traceback.format_exc())

@@ -157,17 +157,22 @@ class ReleaseProvider:
                 "msg": f"would switch {self.current_link} from {before} to {target}",
             }
         self.activate(target, action="rollback")
-        restarted = self.restart()
-        return {
+        result = {
             "changed": True,
             "previous": before,
             "current": target,
             "diff": diff,
-            "restarted": restarted,
+            "restarted": False,
             "replaced": os.path.join(self.releases_dir, before) if before else None,
-            "msg": f"switched {self.current_link} from {before} to {target}"
-            + (" and ran the restart command" if restarted else ""),
         }
+        try:
+            result["restarted"] = self.restart()
+        except SnapshotError as exc:
+            raise SnapshotError(str(exc), result) from None
+        result["msg"] = f"switched {self.current_link} from {before} to {target}" + (
+            " and ran the restart command" if result["restarted"] else ""
+        )
+        return result
 
     def activate(self, version, action="deploy"):
         """Point ``current`` at ``version`` and record the switch (deploy tools call this too)."""
@@ -187,6 +192,11 @@ class ReleaseProvider:
         if not self.restart_command:
             return False
         rc, out, err = self.run(self.restart_command, None)
+        if rc == 127 and (err or "").startswith("cannot run "):
+            raise SnapshotError(
+                f"switched {self.current_link} but cannot run the restart command {self.restart_command[0]} "
+                f"({err.split(': ', 1)[-1]}); the release switch stays in place"
+            )
         if rc != 0:
             tail = (err or out).strip().splitlines()
             raise SnapshotError(

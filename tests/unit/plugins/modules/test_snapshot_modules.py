@@ -93,6 +93,16 @@ def test_rollback_restart_failure(tree):
     assert result["failed"] is True
     assert "the restart command failed (rc 3): unit failed; the release switch stays in place" in result["msg"]
     assert link_target(current_link) == "1.1.0"
+    # the link was switched: changed says so, and what to switch back to, so the role can undo it
+    assert result["changed"] is True and result["previous"] == "1.2.0" and result["current"] == "1.1.0"
+
+
+def test_rollback_restart_command_that_cannot_run(tree):
+    options, current_link, _marker = tree
+    result = run_module(snapshot_rollback, dict(options, restart_command=["/nonexistent/restart-app"]), AnsibleFailJson)
+    assert "cannot run the restart command /nonexistent/restart-app" in result["msg"]
+    assert result["changed"] is True and result["previous"] == "1.2.0" and result["current"] == "1.1.0"
+    assert link_target(current_link) == "1.1.0"
 
 
 def test_rollback_missing_releases_dir(tmp_path):
