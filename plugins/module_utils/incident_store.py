@@ -448,12 +448,18 @@ class IncidentStore:
 
     # ------------------------------------------------------------------ incidents
 
-    def open(self, services, severity="SEV3", summary="", incident_id=None, now=None):
+    def open(
+        self, services, severity="SEV3", summary="", incident_id=None, now=None, lock=False, pid=None, takeover=False
+    ):
         """Open an incident; return ``(record, changed)``.
 
         Without ``incident_id`` the id is ``INC-<UTC day of now>-NNN``, the day's next number. With one that
         exists, the incident is only made to match the given services, severity and summary (unchanged when
         they already do); its status never moves.
+
+        With ``lock``, a new incident takes the recovery lock on each service in the same transaction, so
+        two incidents opened at once for one service cannot both exist: when another unresolved incident
+        holds one of the locks, LockHeld is raised and nothing is written (unless ``takeover``).
         """
         services = _clean_services(services)
         severity = _clean_severity(severity)
@@ -468,12 +474,18 @@ class IncidentStore:
                     return self._apply_update(conn, existing, severity, summary, services, at)
             else:
                 incident_id = self._next_id(conn, at)
+            if lock and not takeover:
+                for service in services:
+                    self._refuse_if_held(conn, service, incident_id)
             conn.execute(
                 "INSERT INTO incidents (id, services, severity, status, summary, opened_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (incident_id, json.dumps(services), severity, "open", summary, at),
             )
             message = f"opened ({severity}, {', '.join(services)})" + (f": {summary}" if summary else "")
             self._add_entry(conn, incident_id, "status", message, at=at, action="open")
+            if lock:
+                for service in services:
+                    self._take_lock(conn, service, incident_id, pid, takeover, at)
             return self._require(conn, incident_id), True
 
     def get(self, incident_id):
@@ -618,56 +630,69 @@ class IncidentStore:
         unresolved incident raises LockHeld, unless ``takeover``, which takes it whether its holder is stale
         or live and says so on both timelines. A lock left by a resolved or deleted incident is reclaimed.
         """
-        service = _clean_service(service)
-        pid = os.getpid() if pid is None else int(pid)
-        host = socket.gethostname()
-        at = timestamp()
         with self._write() as conn:
             record = self._require(conn, incident_id)
             if record["status"] == "resolved":
                 raise IncidentError(
                     f"incident {incident_id} is resolved: it cannot take the recovery lock on {service}"
                 )
-            row = conn.execute(
-                "SELECT locks.*, incidents.status AS holder_status FROM locks "
-                "LEFT JOIN incidents ON incidents.id = locks.incident_id WHERE locks.service = ?",
-                (service,),
-            ).fetchone()
-            previous = None
-            if row is not None:
-                held = self._lock(row)
-                if held["incident_id"] == incident_id:
-                    if (held["pid"], held["host"]) != (pid, host):
-                        conn.execute("UPDATE locks SET pid = ?, host = ? WHERE service = ?", (pid, host, service))
-                    return dict(held, pid=pid, host=host, stale=False, changed=False, previous=None)
-                previous = held
-                if row["holder_status"] in (None, "resolved"):
-                    message = f"reclaimed the recovery lock on {service} left by incident {held['incident_id']}"
-                elif not takeover:
-                    raise LockHeld(
-                        service, held["incident_id"], held["since"], held["pid"], held["stale"], held["host"]
-                    )
-                else:
-                    how = "stale" if held["stale"] else "live"
-                    message = (
-                        f"took over the {how} recovery lock on {service} from incident {held['incident_id']} "
-                        f"(held since {held['since']} by pid {held['pid']} on {held['host']})"
-                    )
-                    self._add_entry(
-                        conn,
-                        held["incident_id"],
-                        "lock",
-                        f"the recovery lock on {service} was taken over by incident {incident_id} (pid {pid})",
-                        at=at,
-                        action="lock_lost",
-                    )
+            return self._take_lock(conn, service, incident_id, pid, takeover, timestamp())
+
+    def _held(self, conn, service):
+        """The lock on ``service`` with its holder's status, or None."""
+        row = conn.execute(
+            "SELECT locks.*, incidents.status AS holder_status FROM locks "
+            "LEFT JOIN incidents ON incidents.id = locks.incident_id WHERE locks.service = ?",
+            (_clean_service(service),),
+        ).fetchone()
+        return None if row is None else (self._lock(row), row["holder_status"])
+
+    def _refuse_if_held(self, conn, service, incident_id):
+        found = self._held(conn, service)
+        if found is None:
+            return
+        held, holder_status = found
+        if held["incident_id"] != incident_id and holder_status not in (None, "resolved"):
+            raise LockHeld(service, held["incident_id"], held["since"], held["pid"], held["stale"], held["host"])
+
+    def _take_lock(self, conn, service, incident_id, pid, takeover, at):
+        service = _clean_service(service)
+        pid = os.getpid() if pid is None else int(pid)
+        host = socket.gethostname()
+        found = self._held(conn, service)
+        previous = None
+        if found is not None:
+            held, holder_status = found
+            if held["incident_id"] == incident_id:
+                if (held["pid"], held["host"]) != (pid, host):
+                    conn.execute("UPDATE locks SET pid = ?, host = ? WHERE service = ?", (pid, host, service))
+                return dict(held, pid=pid, host=host, stale=False, changed=False, previous=None)
+            previous = held
+            if holder_status in (None, "resolved"):
+                message = f"reclaimed the recovery lock on {service} left by incident {held['incident_id']}"
+            elif not takeover:
+                raise LockHeld(service, held["incident_id"], held["since"], held["pid"], held["stale"], held["host"])
             else:
-                message = f"took the recovery lock on {service}"
-            conn.execute(
-                "INSERT OR REPLACE INTO locks (service, incident_id, since, pid, host) VALUES (?, ?, ?, ?, ?)",
-                (service, incident_id, at, pid, host),
-            )
-            self._add_entry(conn, incident_id, "lock", message, at=at, action="lock")
+                how = "stale" if held["stale"] else "live"
+                message = (
+                    f"took over the {how} recovery lock on {service} from incident {held['incident_id']} "
+                    f"(held since {held['since']} by pid {held['pid']} on {held['host']})"
+                )
+                self._add_entry(
+                    conn,
+                    held["incident_id"],
+                    "lock",
+                    f"the recovery lock on {service} was taken over by incident {incident_id} (pid {pid})",
+                    at=at,
+                    action="lock_lost",
+                )
+        else:
+            message = f"took the recovery lock on {service}"
+        conn.execute(
+            "INSERT OR REPLACE INTO locks (service, incident_id, since, pid, host) VALUES (?, ?, ?, ?, ?)",
+            (service, incident_id, at, pid, host),
+        )
+        self._add_entry(conn, incident_id, "lock", message, at=at, action="lock")
         lock = {"service": service, "incident_id": incident_id, "since": at, "pid": pid, "host": host}
         return dict(lock, stale=lock_is_stale(pid, host), changed=True, previous=previous)
 

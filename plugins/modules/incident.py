@@ -274,17 +274,15 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.mttr.recovery.plugins.module_utils.incident_ops import ensure
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import (
     SEVERITIES,
     STATUSES,
     IncidentError,
     IncidentStore,
     LockHeld,
-    UnknownIncident,
     default_store_path,
 )
-
-DIFF_FIELDS = ("id", "status", "severity", "summary", "services")
 
 
 def controller_pid():
@@ -307,100 +305,25 @@ def controller_pid():
     return found or os.getppid()
 
 
-def held_elsewhere(store, services, incident_id):
-    """The first lock on ``services`` held by another unresolved incident, as LockHeld; else None."""
-    for lock in store.locks():
-        if lock["service"] not in services or lock["incident_id"] == incident_id:
-            continue
-        try:
-            holder = store.get(lock["incident_id"])
-        except UnknownIncident:
-            continue
-        if holder["status"] != "resolved":
-            return LockHeld(
-                lock["service"], lock["incident_id"], lock["since"], lock["pid"], lock["stale"], lock["host"]
-            )
-    return None
-
-
-def find(store, incident_id):
-    if incident_id is None:
-        return None
-    try:
-        return store.get(incident_id)
-    except UnknownIncident:
-        return None
-
-
 def run(module, store):
-    """Bring the incident to the wanted state in ``store``; return the module's result."""
+    """Bring the incident to the wanted state in ``store`` (the rules are incident_ops'); return the result."""
     params = module.params
-    state, incident_id = params["state"], params["id"]
-    before = find(store, incident_id)
-    if before is None and state != "open":
-        raise IncidentError(
-            f"no incident {incident_id} in {store_path(module)} to mark {state}: check the id, "
-            "or open it first (state=open with its services)"
-        )
-    if before is None and not params["services"]:
-        raise IncidentError("services is required to open an incident: name the services it affects")
-
-    services = sorted(set(params["services"] or before["services"]))
-    lock = params["lock"] if params["lock"] is not None else state == "open" or params["takeover"]
-    final = before["status"] if before is not None and state == "open" else state
-    lock = lock and final != "resolved"
-    if lock and not params["takeover"]:
-        conflict = held_elsewhere(store, services, incident_id)
-        if conflict is not None:
-            raise conflict
-
-    changed = False
-    entry = None
-    if before is None:
-        record, changed = store.open(
-            services, params["severity"] or "SEV3", params["summary"] or "", incident_id=incident_id
-        )
-        incident_id = record["id"]
-        entry = last_entry(store, incident_id, "status")
-    else:
-        changed = store.update(
-            incident_id, severity=params["severity"], summary=params["summary"], services=params["services"]
-        )[1]
-    if lock:
-        pid = controller_pid()
-        for service in services:
-            taken = store.acquire_lock(service, incident_id, pid=pid, takeover=params["takeover"])
-            changed = changed or taken["changed"]
-    note = params["note"]
-    if state != "open" and store.transition(incident_id, state, note=note)[1]:
-        changed = True
-        note = None  # it went into the status entry
-        entry = last_entry(store, incident_id, "status")
-    if note:
-        entry = store.append(incident_id, "note", note)
-        changed = True
-
-    after = store.get(incident_id)
-    result = {
-        "changed": changed,
-        "incident": after,
-        "locks": [held for held in store.locks() if held["incident_id"] == incident_id],
-        "store": store_path(module),
-        "msg": f"{incident_id} ({after['severity']}) is {after['status']}",
-    }
-    if entry is not None:
-        result["timeline_entry"] = entry
-    if module._diff:
-        result["diff"] = {
-            "before": {} if before is None else {field: before[field] for field in DIFF_FIELDS},
-            "after": {field: after[field] for field in DIFF_FIELDS},
-        }
+    result = ensure(
+        store,
+        state=params["state"],
+        incident_id=params["id"],
+        services=params["services"],
+        severity=params["severity"],
+        summary=params["summary"],
+        note=params["note"],
+        lock=params["lock"],
+        takeover=params["takeover"],
+        pid=controller_pid(),
+        where=store_path(module),
+        diff=module._diff,
+    )
+    result["store"] = store_path(module)
     return result
-
-
-def last_entry(store, incident_id, kind):
-    entries = [entry for entry in store.timeline(incident_id) if entry["kind"] == kind]
-    return max(entries, key=lambda entry: entry["seq"]) if entries else None
 
 
 def store_path(module):

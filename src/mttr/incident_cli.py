@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_math import humanize
+from ansible_collections.mttr.recovery.plugins.module_utils.incident_ops import ensure
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import (
     SEVERITIES,
     IncidentError,
@@ -31,6 +32,11 @@ def add_parser(commands) -> None:
     opened.add_argument("--severity", choices=SEVERITIES, default="SEV3")
     opened.add_argument("--summary", default="")
     opened.add_argument("--id", dest="incident_id", default=None, help="use this id instead of INC-YYYYMMDD-NNN")
+    opened.add_argument(
+        "--takeover",
+        action="store_true",
+        help="take the services' recovery locks from the incident holding them (when its recovery is gone)",
+    )
     listing = actions.add_parser("list", help="list incidents")
     listing.add_argument("--status", default=None)
     listing.add_argument("--json", action="store_true")
@@ -77,11 +83,20 @@ def no_store(path: str) -> str:
 
 def _run(args, store: IncidentStore, path: str, console: Console) -> int:
     if args.action == "open":
-        record, changed = store.open(
-            args.service, severity=args.severity, summary=args.summary, incident_id=args.incident_id
+        # the same rule as the incident module: opening takes the services' recovery locks
+        result = ensure(
+            store,
+            "open",
+            incident_id=args.incident_id,
+            services=args.service,
+            severity=args.severity,
+            summary=args.summary,
+            takeover=args.takeover,
+            where=path,
         )
+        record = result["incident"]
         console.print(
-            f"{'Opened' if changed else 'Already open:'} {record['id']} ({record['severity']}, "
+            f"{'Opened' if result['changed'] else 'Already open:'} {record['id']} ({record['severity']}, "
             f"{', '.join(record['services'])})",
             soft_wrap=True,
         )
@@ -144,8 +159,11 @@ def _run(args, store: IncidentStore, path: str, console: Console) -> int:
             )
         console.print(table)
         return 0
-    record, changed = store.transition(args.incident_id, TRANSITIONS[args.action], note=args.note)
-    console.print(f"{record['id']} is {record['status']}" + ("" if changed else " (unchanged)"), soft_wrap=True)
+    result = ensure(store, TRANSITIONS[args.action], incident_id=args.incident_id, note=args.note, where=path)
+    record = result["incident"]
+    console.print(
+        f"{record['id']} is {record['status']}" + ("" if result["changed"] else " (unchanged)"), soft_wrap=True
+    )
     return 0
 
 

@@ -78,3 +78,32 @@ def test_list_of_an_existing_store_leaves_it_as_it_was(tmp_path):
     assert listed.returncode == 0 and "No incidents with status resolved" in " ".join(listed.stdout.split())
     assert run_mttr("incident", "--store", str(store), "show", opened.stdout.split()[1]).returncode == 0
     assert (sorted(path.name for path in tmp_path.iterdir()), store.stat().st_mtime_ns) == before
+
+
+def test_open_takes_the_service_lock_like_the_module(tmp_path):
+    """One lock rule for the CLI and the module: a second incident on the same service is refused."""
+    store = str(tmp_path / "incidents.sqlite")
+    first = run_mttr("incident", "--store", store, "open", "--service", "orders", "--service", "payments")
+    assert first.returncode == 0, first.stderr
+    first_id = first.stdout.split()[1]
+
+    second = run_mttr("incident", "--store", store, "open", "--service", "orders")
+    assert second.returncode == 1
+    assert f"the recovery lock on orders is held by incident {first_id}" in second.stderr
+    assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+    listed = json.loads(run_mttr("incident", "--store", store, "list", "--json").stdout)
+    assert [record["id"] for record in listed] == [first_id], "the refused open must not leave an incident"
+
+    other = run_mttr("incident", "--store", store, "open", "--service", "search")
+    assert other.returncode == 0, other.stderr
+
+    taken = run_mttr("incident", "--store", store, "open", "--service", "orders", "--takeover")
+    assert taken.returncode == 0, taken.stderr
+    taken_id = taken.stdout.split()[1]
+    shown = json.loads(run_mttr("incident", "--store", store, "show", first_id, "--json").stdout)
+    assert any(entry["action"] == "lock_lost" for entry in shown["timeline"])
+
+    assert run_mttr("incident", "--store", store, "resolve", taken_id).returncode == 0
+    assert run_mttr("incident", "--store", store, "resolve", first_id).returncode == 0
+    after = run_mttr("incident", "--store", store, "open", "--service", "orders")
+    assert after.returncode == 0, "resolving releases the lock"

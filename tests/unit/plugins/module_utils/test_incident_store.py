@@ -623,3 +623,15 @@ def test_six_processes_creating_the_store_at_once(tmp_path):
 def test_severities_and_statuses_are_the_published_ones():
     assert STATUSES == ("open", "acknowledged", "mitigated", "resolved", "escalated")
     assert SEVERITIES == ("SEV1", "SEV2", "SEV3", "SEV4")
+
+
+def test_open_with_lock_takes_every_service_lock_in_one_transaction(store):
+    first = store.open(["web", "db"], now=T0, lock=True, pid=os.getpid())[0]
+    assert {lock["service"]: lock["incident_id"] for lock in store.locks()} == {"db": first["id"], "web": first["id"]}
+    with pytest.raises(LockHeld, match=f"held by incident {first['id']}"):
+        store.open(["search", "db"], now=T0, lock=True)
+    assert [record["id"] for record in store.list()] == [first["id"]], "a refused open writes nothing"
+    assert [lock["service"] for lock in store.locks()] == ["db", "web"]
+    taken = store.open(["db"], now=T0, lock=True, takeover=True)[0]
+    assert {lock["service"]: lock["incident_id"] for lock in store.locks()} == {"db": taken["id"], "web": first["id"]}
+    assert any(entry["action"] == "lock_lost" for entry in store.timeline(first["id"]))
