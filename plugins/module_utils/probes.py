@@ -20,6 +20,7 @@ import re
 import shlex
 import socket
 import ssl
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
@@ -164,7 +165,13 @@ def normalize(probes, defaults=None):
         if kind in ("tcp", "postgres") and not 0 < spec["port"] < 65536:
             raise ProbeSpecError(f"{label}: port {spec['port']} is out of range")
         if kind == "postgres":
-            load_psycopg()
+            if load_psycopg() is None:
+                # a configuration error of the task, never a verdict on the database
+                raise ProbeSpecError(
+                    f"{label}: postgres probes need the psycopg library in the Python that runs the module "
+                    f"({sys.executable}): install it there (pip install 'psycopg[binary]'), or point "
+                    "ansible_python_interpreter at a Python that has it"
+                )
             if spec.get("compare", "eq") not in COMPARATORS:
                 raise ProbeSpecError(f"{label}: compare must be one of {', '.join(COMPARATORS)}")
             if spec.get("expect_role") not in (None, "primary", "standby"):
@@ -294,9 +301,7 @@ def load_psycopg():
 
 
 def check_postgres(spec):
-    psycopg = load_psycopg()
-    if psycopg is None:
-        raise ProbeFailed("the postgres probe needs psycopg (pip install 'psycopg[binary]') on the host")
+    psycopg = load_psycopg()  # normalize() refused postgres probes without it
     params = {
         "host": spec["host"],
         "port": spec["port"],
