@@ -202,12 +202,9 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.mttr.recovery.plugins.module_utils.failover import (
-    FailoverError,
-    HAProxySwitch,
-    PgNode,
-    PostgresFailover,
-)
+from ansible_collections.mttr.recovery.plugins.module_utils.failover_common import FailoverError
+from ansible_collections.mttr.recovery.plugins.module_utils.failover_haproxy import HAProxySwitch
+from ansible_collections.mttr.recovery.plugins.module_utils.failover_postgres import PgNode, PostgresFailover
 
 NODE = {"type": "dict", "required": True, "options": {
     "name": {"type": "str", "required": True},

@@ -12,13 +12,12 @@ author: mttr.recovery developers (@mttr-recovery)
 description:
   - C(postgres) with O(nodes) - the whole failover in one call, as the M(mttr.recovery.failover) role
     runs it - probes every node at once, picks the failed (or, with O(switchover=true), the live)
-    primary as the old one and the reachable standby with the least lag as the new one, takes the old
+    primary as the old one and the reachable standby holding the most WAL as the new one, takes the old
     one out of every O(load_balancers) backend, then fences, promotes and proves a write as below, and
     readies the new primary in the backends. When a writable primary answers, nothing is promoted and
     the backends are only made to point at it. Each Ansible task costs about 0.4 s, the failover
     itself about 0.2 s, so one call is what keeps the first write within a few seconds.
-  - C(postgres) with O(old) and O(new) - checks the candidate is a standby within O(max_lag_bytes) of the old primary
-    (refused otherwise unless O(force=true)), fences the old primary first (read-only and sessions
+  - C(postgres) with O(old) and O(new) - checks the candidate is a standby and what promoting it can lose (see below), fences the old primary first (read-only and sessions
     terminated when it answers; C(standby.signal) and a C(primary_conninfo) to the new primary in
     its data directory, so it can only ever come back as a standby; then stopped), promotes the
     candidate with C(pg_promote()), and proves the new primary takes writes. When the old primary
@@ -68,21 +67,21 @@ options:
         Mutually exclusive with O(old) and O(new).
     type: list
     elements: dict
-    suboptions:
+    suboptions: &node
       name:
-        description: Its name (also its server name in the O(load_balancers) backends).
+        description: Its name - its server name in the HAProxy backends (O(load_balancers), or C(haproxy)).
         type: str
         required: true
       host:
-        description: Host.
+        description: (postgres) Host.
         type: str
         default: 127.0.0.1
       port:
-        description: Port.
+        description: (postgres) Port.
         type: int
         default: 5432
       data_dir:
-        description: Its data directory, when reachable from this host (for fencing).
+        description: (postgres) Its data directory, when reachable from this host (fencing, rejoin, WAL end).
         type: path
   switchover:
     description: (postgres, with O(nodes)) Fail over although a writable primary answers (planned switchover).
@@ -113,41 +112,11 @@ options:
   old:
     description: The failed (or current) primary or server. Required unless O(nodes) is given.
     type: dict
-    suboptions:
-      name:
-        description: Its name (the HAProxy server name for C(haproxy)).
-        type: str
-        required: true
-      host:
-        description: (postgres) Host.
-        type: str
-        default: 127.0.0.1
-      port:
-        description: (postgres) Port.
-        type: int
-        default: 5432
-      data_dir:
-        description: (postgres) Its data directory, when reachable from this host (for fencing).
-        type: path
+    suboptions: *node
   new:
     description: The standby to promote, or the server to send traffic to. Required unless O(nodes) is given.
     type: dict
-    suboptions:
-      name:
-        description: Its name (the HAProxy server name for C(haproxy)).
-        type: str
-        required: true
-      host:
-        description: (postgres) Host.
-        type: str
-        default: 127.0.0.1
-      port:
-        description: (postgres) Port.
-        type: int
-        default: 5432
-      data_dir:
-        description: (postgres) Its data directory (unused; for symmetry).
-        type: path
+    suboptions: *node
   login_user:
     description: (postgres) Superuser to connect as.
     type: str
@@ -377,17 +346,17 @@ upstream:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.mttr.recovery.plugins.module_utils.failover import (
-    FailoverError,
-    HAProxySwitch,
+from ansible_collections.mttr.recovery.plugins.module_utils.failover_common import FailoverError, check_targets
+from ansible_collections.mttr.recovery.plugins.module_utils.failover_haproxy import HAProxySwitch
+from ansible_collections.mttr.recovery.plugins.module_utils.failover_postgres import (
     PgNode,
     PostgresFailover,
-    Route53Switch,
     _psycopg,
     failover_cluster,
     fence_data_dir,
     rejoin,
 )
+from ansible_collections.mttr.recovery.plugins.module_utils.failover_route53 import Route53Switch
 
 NODE_OPTIONS = {
     "name": {"type": "str", "required": True},
@@ -471,16 +440,10 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    if params["nodes"] is not None:
-        if params["provider"] != "postgres" or params["action"] != "failover":
-            module.fail_json(msg="nodes is for provider=postgres, action=failover; name old and new otherwise")
-        names = [node["name"] for node in params["nodes"]]
-        if len(names) < 2 or len(set(names)) != len(names):
-            module.fail_json(msg=f"nodes needs at least two nodes with distinct names (got {', '.join(names)})")
-    elif not params["old"] or not params["new"]:
-        module.fail_json(msg="name the nodes: nodes (postgres), or old and new")
-    elif params["old"]["name"] == params["new"]["name"]:
-        module.fail_json(msg="old and new name the same node")
+    try:
+        check_targets(params["provider"], params["action"], params["nodes"], params["old"], params["new"])
+    except FailoverError as exc:
+        module.fail_json(msg=str(exc))
 
     def run(argv, env):
         return module.run_command(argv, environ_update=env or {})

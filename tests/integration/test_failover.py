@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ansible_collections.mttr.recovery.plugins.module_utils.failover import (
-    FailoverError,
-    HAProxySwitch,
+from ansible_collections.mttr.recovery.plugins.module_utils.failover_common import FailoverError
+from ansible_collections.mttr.recovery.plugins.module_utils.failover_haproxy import HAProxySwitch
+from ansible_collections.mttr.recovery.plugins.module_utils.failover_postgres import (
     PgNode,
     PostgresFailover,
     choose,

@@ -7,7 +7,7 @@ import uuid
 import boto3
 import pytest
 
-from ansible_collections.mttr.recovery.plugins.module_utils.failover import Route53Switch
+from ansible_collections.mttr.recovery.plugins.module_utils.failover_route53 import Route53Switch
 from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.backup_fixtures import (
     ACCESS_KEY,
     REGION,

@@ -1,6 +1,6 @@
 # Copyright: mttr.recovery contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Failover engines: PostgreSQL (fence, promote, prove a write), HAProxy (runtime API), Route 53.
+"""PostgreSQL failover engine: fence, promote, prove a write; rejoin the old primary as a standby.
 
 PostgreSQL fencing, in order of strength, all recorded in the result:
 
@@ -27,7 +27,8 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.mttr.recovery.plugins.module_utils.haproxy_runtime import HAProxyRuntime, HAProxyRuntimeError
+from ansible_collections.mttr.recovery.plugins.module_utils.failover_common import FailoverError, first_line
+from ansible_collections.mttr.recovery.plugins.module_utils.failover_haproxy import HAProxySwitch
 from ansible_collections.mttr.recovery.plugins.module_utils.pg_replication import (
     acknowledged_writes_safe,
     application_names,
@@ -42,19 +43,9 @@ from ansible_collections.mttr.recovery.plugins.module_utils.pg_replication impor
 
 FENCE_CONF = "mttr_fence.conf"
 # what a fence removes from postgresql.auto.conf (see PostgresFailover.write_standby_signal)
+
+
 AUTO_CONF_OVERRIDES = re.compile(r"^\s*(primary_conninfo\s*=|synchronous_standby_names\s*=\s*''\s*$)")
-
-
-class FailoverError(Exception):
-    """A failover cannot go on safely; the message says what is wrong and what to do.
-
-    ``changed`` says whether something was already changed before it stopped (a rewound node whose
-    start failed, a promotion that cannot prove a write).
-    """
-
-    def __init__(self, message, changed=False):
-        super().__init__(message)
-        self.changed = changed
 
 
 def _psycopg():
@@ -593,107 +584,6 @@ def choose(nodes, states, switchover=False):
     return old[0], min(standbys)[1]
 
 
-class HAProxySwitch:
-    """Move a backend's traffic to one server through the runtime API.
-
-    ``old`` is the server taken out; None takes out every other server of the backend.
-    """
-
-    def __init__(self, socket_path, backend, old, new, timeout=10):
-        self.runtime = HAProxyRuntime(socket_path)
-        self.backend = backend
-        self.old = old
-        self.new = new
-        self.timeout = timeout
-
-    def states(self):
-        try:
-            return {row["srv_name"]: row for row in self.runtime.servers_state(self.backend)}
-        except HAProxyRuntimeError as exc:
-            raise FailoverError(str(exc)) from None
-
-    def status(self):
-        try:
-            return self.runtime.server_status(self.backend)
-        except HAProxyRuntimeError as exc:
-            raise FailoverError(str(exc)) from None
-
-    def _maint(self):
-        """{server: in forced maintenance} (srv_admin_state bit 0x01), checking old and new exist."""
-        states = self.states()
-        for server in (self.old, self.new):
-            if server and server not in states:
-                raise FailoverError(f"backend {self.backend} has no server {server} (has {', '.join(states)})")
-        return {name: bool(int(row["srv_admin_state"]) & 0x01) for name, row in states.items()}
-
-    def _send(self, commands):
-        for command in commands:
-            try:
-                answer = self.runtime.command(command).strip()
-            except HAProxyRuntimeError as exc:
-                raise FailoverError(str(exc)) from None
-            if answer and "No such" in answer:
-                raise FailoverError(f"HAProxy refused '{command}': {answer}")
-
-    def _out(self, server):
-        return [f"set server {self.backend}/{server} state maint", f"shutdown sessions server {self.backend}/{server}"]
-
-    def drain(self):
-        """Take the old server out (maintenance, its sessions shut) before it is fenced; True if it was in."""
-        maint = self._maint()
-        if not self.old or maint[self.old]:
-            return False
-        self._send(self._out(self.old))
-        return True
-
-    def switch(self, check_mode=False):
-        maint = self._maint()
-        others = [self.old] if self.old else [name for name in maint if name != self.new]
-        before = {"active": [name for name, out in maint.items() if not out]}
-        after = {"active": [name for name in before["active"] if name not in others]}
-        if maint[self.new]:
-            after["active"].append(self.new)
-        if not maint[self.new] and all(maint[name] for name in others):
-            return {
-                "changed": False,
-                "backend": self.backend,
-                "diff": {"before": before, "after": before},
-                "msg": f"{self.backend}: {self.new} already takes the traffic",
-            }
-        if check_mode:
-            return {
-                "changed": True,
-                "backend": self.backend,
-                "diff": {"before": before, "after": after},
-                "msg": f"would put {self.backend}/{self.new} ready and {', '.join(others)} in maintenance",
-            }
-        started = time.monotonic()
-        commands = [f"set server {self.backend}/{self.new} state ready"]
-        for name in others:
-            commands += self._out(name)
-        self._send(commands)
-        switched = time.monotonic() - started
-        deadline = time.monotonic() + self.timeout
-        while True:
-            status = self.status()
-            if status.get(self.new, "").startswith("UP") and all(
-                status.get(name, "").startswith("MAINT") for name in others
-            ):
-                break
-            if time.monotonic() > deadline:
-                raise FailoverError(
-                    f"{self.backend}/{self.new} did not come UP within {self.timeout} s (status {status})"
-                )
-            time.sleep(0.05)
-        return {
-            "changed": True,
-            "backend": self.backend,
-            "diff": {"before": before, "after": after},
-            "timings": {"switch_s": round(switched, 4), "until_up_s": round(time.monotonic() - started, 4)},
-            "msg": f"{self.backend}: traffic moved from {', '.join(others)} to {self.new}",
-        }
-
-
 def repoint_standbys(nodes, states, old, new):
     """Make every other standby follow the new primary; say what was done to each."""
     done = []
@@ -910,66 +800,3 @@ def prove_standby(standby, primary, timeout, fail=True, poll=0.1):
                 f"{standby.name} does not replicate from {primary.name} after {timeout} s: {missing}", changed=True
             )
         time.sleep(poll)
-
-
-def first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-class Route53Switch:
-    """Point a DNS record at the secondary target (UPSERT), waiting until Route 53 reports INSYNC."""
-
-    def __init__(self, client, zone_id, record_name, record_type, value, ttl=30, waiter_delay=2):
-        self.client = client
-        self.zone_id = zone_id
-        self.name = record_name if record_name.endswith(".") else record_name + "."
-        self.type = record_type
-        self.value = value
-        self.ttl = ttl
-        self.waiter_delay = waiter_delay
-
-    def current(self):
-        records = self.client.list_resource_record_sets(
-            HostedZoneId=self.zone_id, StartRecordName=self.name, StartRecordType=self.type, MaxItems="1"
-        )["ResourceRecordSets"]
-        for record in records:
-            if record["Name"] == self.name and record["Type"] == self.type:
-                return [item["Value"] for item in record.get("ResourceRecords", [])]
-        return []
-
-    def switch(self, check_mode=False):
-        before = self.current()
-        diff = {"before": {"name": self.name, "values": before}, "after": {"name": self.name, "values": [self.value]}}
-        if before == [self.value]:
-            return {"changed": False, "diff": diff, "msg": f"{self.name} {self.type} already points at {self.value}"}
-        if check_mode:
-            return {"changed": True, "diff": diff, "msg": f"would point {self.name} {self.type} at {self.value}"}
-        started = time.monotonic()
-        change = self.client.change_resource_record_sets(
-            HostedZoneId=self.zone_id,
-            ChangeBatch={
-                "Comment": "mttr.recovery failover",
-                "Changes": [
-                    {
-                        "Action": "UPSERT",
-                        "ResourceRecordSet": {
-                            "Name": self.name,
-                            "Type": self.type,
-                            "TTL": self.ttl,
-                            "ResourceRecords": [{"Value": self.value}],
-                        },
-                    }
-                ],
-            },
-        )["ChangeInfo"]
-        self.client.get_waiter("resource_record_sets_changed").wait(
-            Id=change["Id"], WaiterConfig={"Delay": self.waiter_delay, "MaxAttempts": 60}
-        )
-        return {
-            "changed": True,
-            "diff": diff,
-            "change_id": change["Id"],
-            "timings": {"insync_s": round(time.monotonic() - started, 4)},
-            "msg": f"{self.name} {self.type} now points at {self.value} (was {', '.join(before) or 'absent'})",
-        }
