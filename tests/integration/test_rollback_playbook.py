@@ -76,3 +76,26 @@ def test_unknown_release_is_a_clear_error(fresh_lab, tmp_path):
     assert runner.status == "failed"
     assert "release '9.9.9' not found" in runner.stdout.read()
     assert fresh_lab.lab.app.current_version() == "1.0.0"
+
+
+def test_rollback_whose_restart_cannot_run_is_switched_back_and_escalated(fresh_lab, tmp_path):
+    """The link was switched but the restart could not run: changed says so, the undo runs, a person is told."""
+    lab = fresh_lab.lab
+    fresh_lab.mttr("break", "bad-release")
+    runner = run_playbook(
+        tmp_path / "norestart",
+        fresh_lab.home,
+        ROLLBACK,
+        {"app_restart_command": ["/nonexistent/restart-app"]},
+        ident="norestart",
+    )
+    output = runner.stdout.read()
+    assert runner.status == "failed"
+    result = task_result(runner, TASK)
+    assert result["changed"] is True and result["previous"] == "1.0.1" and result["current"] == "1.0.0"
+    assert "cannot run the restart command /nonexistent/restart-app" in result["msg"]
+    assert "Escalate to a human" in output and "Nothing else was changed" not in output
+    assert "switched back" in output
+    # what runs is what the link says: the release that was running before the attempt
+    assert os.readlink(lab.app.current) == "releases/1.0.1"
+    assert version(lab.cfg.state["app"]["url"]) == "1.0.1"
