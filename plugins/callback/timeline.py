@@ -42,21 +42,18 @@ options:
 """
 
 import os
-import re
 import time
 
 from ansible.plugins.callback import CallbackBase
 
-SECRET_RE = re.compile(
-    r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)(\"?\s*[=:]\s*\"?)([^\s\"',;]+)"
-)
+from ansible_collections.mttr.recovery.plugins.module_utils.redact import mask
+
 MAX_MESSAGE = 500
 
 
 def scrub(text):
     """Mask anything shaped like ``password=...`` and cap the length."""
-    text = SECRET_RE.sub(lambda m: m.group(1) + m.group(2) + "********", str(text))
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+    return mask(text, MAX_MESSAGE)
 
 
 class CallbackModule(CallbackBase):

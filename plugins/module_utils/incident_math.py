@@ -82,10 +82,18 @@ def error_budget(downtime_s, slo, window_days=30):
 
 
 def parse_time(value):
+    """An aware datetime from a datetime or ISO 8601 text (``2026-11-23T12:00:00Z``, an offset, a space
+    instead of ``T``; naive means UTC). ValueError says how to write it."""
     if isinstance(value, datetime.datetime):
         moment = value
     else:
-        moment = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        text = str(value).strip().replace("Z", "+00:00").replace("z", "+00:00")
+        if " " in text and "T" not in text:
+            text = text.replace(" ", "T", 1)
+        try:
+            moment = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"cannot read {value!r} as a time: use ISO 8601, e.g. 2026-11-23T12:00:00Z") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
 
 

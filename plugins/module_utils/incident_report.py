@@ -49,6 +49,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.incident_store impor
     IncidentStore,
     UnknownIncident,
 )
+from ansible_collections.mttr.recovery.plugins.module_utils.redact import mask
 
 DEFAULT_SLO = 0.999
 DEFAULT_WINDOW_DAYS = 30
@@ -83,9 +84,6 @@ COMMUNICATION_RE = re.compile(
     re.S,
 )
 FAILED_RESULTS = ("failed", "unreachable")
-SECRET_RE = re.compile(
-    r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key)(\"?\s*[=:]\s*\"?)([^\s\"',;]+)"
-)
 RESULT_COLOURS = {
     "ok": "#2e7d32",
     "changed": "#f9a825",
@@ -97,13 +95,6 @@ RESULT_COLOURS = {
 PHASE_COLOUR = "#1565c0"
 MAX_CHART_ROWS = 30
 MAX_DERIVED = 8  # per kind of derived finding, so a storm of failures does not drown the review
-
-
-def mask(text):
-    """Mask credential-shaped text (``password=...``) in a message from the timeline."""
-    if text is None:
-        return ""
-    return SECRET_RE.sub(lambda m: m.group(1) + m.group(2) + "********", str(text))
 
 
 def short_time(text):

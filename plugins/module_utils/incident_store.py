@@ -36,7 +36,9 @@ import socket
 import sqlite3
 from time import monotonic, sleep
 
+from ansible_collections.mttr.recovery.plugins.module_utils.incident_math import parse_time
 from ansible_collections.mttr.recovery.plugins.module_utils.lab_state import default_home
+from ansible_collections.mttr.recovery.plugins.module_utils.processes import pid_alive
 
 STATUSES = ("open", "acknowledged", "mitigated", "resolved", "escalated")
 SEVERITIES = ("SEV1", "SEV2", "SEV3", "SEV4")
@@ -173,10 +175,6 @@ def timestamp(value=None):
     return moment.astimezone(datetime.timezone.utc).isoformat(timespec="microseconds")
 
 
-def parse_time(text):
-    return datetime.datetime.fromisoformat(text)
-
-
 def durations(record):
     """Seconds from ``opened_at`` to acknowledgement, mitigation and resolution; None for those not reached."""
     opened = record.get("opened_at")
@@ -188,21 +186,6 @@ def durations(record):
         else:
             result[key] = None
     return result
-
-
-def pid_alive(pid):
-    """Whether a process with this pid runs on this machine (signal 0 checks without signalling)."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, under another user
-    except OSError:
-        return False
-    return True
 
 
 def lock_is_stale(pid, host):

@@ -17,9 +17,9 @@ description:
     readies the new primary in the backends. When a writable primary answers, nothing is promoted and
     the backends are only made to point at it. Each Ansible task costs about 0.4 s, the failover
     itself about 0.2 s, so one call is what keeps the first write within a few seconds.
-  - C(postgres) with O(old) and O(new) - checks the candidate is a standby and what promoting it can lose (see below), fences the old primary first (read-only and sessions
-    terminated when it answers; C(standby.signal) and a C(primary_conninfo) to the new primary in
-    its data directory, so it can only ever come back as a standby; then stopped), promotes the
+  - C(postgres) with O(old) and O(new) - checks the candidate is a standby and what promoting it can
+    lose (see below), fences the old primary first (read-only and sessions terminated when it answers;
+    C(standby.signal) and a C(primary_conninfo) to the new primary in its data directory, so it can only ever come back as a standby; then stopped), promotes the
     candidate with C(pg_promote()), and proves the new primary takes writes. When the old primary
     can be neither reached nor its data directory written, promotion still proceeds and
     RV(fence.pending) is true.

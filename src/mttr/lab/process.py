@@ -9,27 +9,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ansible_collections.mttr.recovery.plugins.module_utils.processes import pid_alive
+
 
 class LabError(Exception):
     """A lab operation failed; the message says what is wrong and what to do."""
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return _state(pid) not in ("Z", "X", None)
-
-
-def _state(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[0]
 
 
 def process_matches(pid: int, marker: str) -> bool:
