@@ -25,11 +25,13 @@ def add_parser(commands) -> None:
         description="The post-incident review draft of an incident: summary, impact, error-budget cost, "
         "timeline, actions, what went well and wrong, questions and follow-ups. The HTML embeds the "
         "timeline chart; Markdown written with -o gets it as FILE.timeline.png beside it. The chart "
-        "needs matplotlib (pip install 'mttr[report]').",
+        "needs matplotlib: the report extra, installed from the mttr checkout with pip install -e '.[report]'.",
     )
     report.add_argument("incident_id", metavar="INC-ID")
     report.add_argument("--format", choices=("md", "html"), default="md", help="default: md")
-    report.add_argument("-o", "--output", default=None, metavar="FILE", help="write here instead of stdout")
+    report.add_argument(
+        "-o", "--output", default=None, metavar="FILE", help="write here instead of stdout (its directory must exist)"
+    )
     report.add_argument("--store", default=None, help="the incident store (default: incidents.sqlite in MTTR_HOME)")
     report.add_argument("--slo", type=float, default=DEFAULT_SLO, help=f"availability SLO (default {DEFAULT_SLO})")
     report.add_argument(
