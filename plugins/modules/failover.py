@@ -19,10 +19,10 @@ description:
     itself about 0.2 s, so one call is what keeps the first write within a few seconds.
   - C(postgres) with O(old) and O(new) - checks the candidate is a standby and what promoting it can
     lose (see below), fences the old primary first (read-only and sessions terminated when it answers;
-    C(standby.signal) and a C(primary_conninfo) to the new primary in its data directory, so it can only ever come back as a standby; then stopped), promotes the
-    candidate with C(pg_promote()), and proves the new primary takes writes. When the old primary
-    can be neither reached nor its data directory written, promotion still proceeds and
-    RV(fence.pending) is true.
+    C(standby.signal) and a C(primary_conninfo) to the new primary in its data directory, so it can only
+    ever come back as a standby; then stopped), promotes the candidate with C(pg_promote()), and proves
+    the new primary takes writes. When the old primary can be neither reached nor its data directory
+    written, promotion still proceeds and RV(fence.pending) is true.
   - C(haproxy) - through the runtime API, readies the new server, puts the old one in maintenance,
     shuts its sessions, and waits until HAProxy reports the new server C(UP).
   - C(route53) - through boto3, UPSERTs O(record_name) to O(new)'s C(host) and waits until the change
