@@ -250,18 +250,20 @@ import re
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_report import (
+    HAS_JINJA2,
+    JINJA2_IMPORT_ERROR,
+    render_files,
+    render_status_page,
+    write_files,
+)
+from ansible_collections.mttr.recovery.plugins.module_utils.incident_review import (
     DEFAULT_SLO,
     DEFAULT_WINDOW_DAYS,
     FORMATS,
-    HAS_JINJA2,
-    JINJA2_IMPORT_ERROR,
     build_report,
     build_status_page,
     load,
     load_all,
-    render_files,
-    render_status_page,
-    write_files,
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import IncidentError, default_store_path
 from ansible_collections.mttr.recovery.plugins.module_utils.lab_state import default_home

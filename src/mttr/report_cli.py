@@ -7,13 +7,12 @@ import argparse
 import os
 import sys
 
-from ansible_collections.mttr.recovery.plugins.module_utils.incident_report import (
+from ansible_collections.mttr.recovery.plugins.module_utils.incident_report import render_files, write_files
+from ansible_collections.mttr.recovery.plugins.module_utils.incident_review import (
     DEFAULT_SLO,
     DEFAULT_WINDOW_DAYS,
     build_report,
     load,
-    render_files,
-    write_files,
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import IncidentError, default_store_path
 

@@ -21,7 +21,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.failover_postgres im
     probe_all,
     rejoin,
 )
-from ansible_collections.mttr.recovery.plugins.module_utils.incident_report import build_report
+from ansible_collections.mttr.recovery.plugins.module_utils.incident_review import build_report
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import IncidentStore
 from ansible_collections.mttr.recovery.plugins.module_utils.probes import normalize, run_probes
 from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import free_port

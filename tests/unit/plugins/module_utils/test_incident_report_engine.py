@@ -12,7 +12,10 @@ import sys
 
 import pytest
 
+from ansible_collections.mttr.recovery.plugins.module_utils import incident_chart as chart
 from ansible_collections.mttr.recovery.plugins.module_utils import incident_report as engine
+from ansible_collections.mttr.recovery.plugins.module_utils import incident_review as review
+from ansible_collections.mttr.recovery.plugins.module_utils import redact
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import (
     IncidentError,
     IncidentStore,
@@ -76,7 +79,7 @@ def smooth_incident(store, severity="SEV3"):
 
 
 def report_of(store, incident_id, **kwargs):
-    return engine.build_report(store.get(incident_id), store.timeline(incident_id), **kwargs)
+    return review.build_report(store.get(incident_id), store.timeline(incident_id), **kwargs)
 
 
 def test_sections_durations_and_budget(store):
@@ -240,7 +243,7 @@ def test_without_matplotlib_the_html_says_what_to_install(store, monkeypatch):
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     report = report_of(store, smooth_incident(store))
-    assert engine.draw_chart(report) is None
+    assert chart.draw_chart(report) is None
     html = engine.render_html(report)
     assert "data:image/png" not in html
     assert '<p class="note">The timeline chart needs matplotlib' in html
@@ -262,8 +265,8 @@ def test_chart_is_drawn_for_many_actions_and_stays_deterministic(store):
             time=at(10 + index),
         )
     report = report_of(store, record["id"])
-    png = engine.draw_chart(report)
-    assert png.startswith(PNG_SIGNATURE) and png == engine.draw_chart(report)
+    png = chart.draw_chart(report)
+    assert png.startswith(PNG_SIGNATURE) and png == chart.draw_chart(report)
 
 
 def test_json_format_is_the_data(store):
@@ -281,7 +284,7 @@ def test_status_page_lists_unresolved_incidents_first(store):
     store.transition(major, "acknowledged", note="failing over", now=at(200))
     store.append(major, "note", "status update [acknowledge] to webhook ops: posted: HTTP 200", time=at(210))
     incidents = [(record, store.timeline(record["id"])) for record in store.list()]
-    page = engine.build_status_page(incidents)
+    page = review.build_status_page(incidents)
     assert [item["id"] for item in page["active"]] == [major, minor]
     assert [item["id"] for item in page["resolved"]] == [resolved]
     assert page["worst"] == "SEV1" and page["affected"] == ["orders", "search"]
@@ -291,24 +294,24 @@ def test_status_page_lists_unresolved_incidents_first(store):
     assert "<title>Orders status</title>" in html
     assert '<p class="banner SEV1">2 active incidents affecting orders, search</p>' in html
     assert html.index(major) < html.index(minor) < html.index(resolved)
-    assert engine.build_status_page(incidents, limit=0)["resolved"] == []
-    calm = engine.render_status_page(engine.build_status_page([(store.get(resolved), store.timeline(resolved))]))
+    assert review.build_status_page(incidents, limit=0)["resolved"] == []
+    calm = engine.render_status_page(review.build_status_page([(store.get(resolved), store.timeline(resolved))]))
     assert "All systems operational" in calm
 
 
 def test_load_reads_without_writing(tmp_path):
     path = str(tmp_path / "incidents.sqlite")
     with pytest.raises(IncidentError, match="no incident store at"):
-        engine.load(path, "INC-1")
-    assert engine.load_all(path) == []
+        review.load(path, "INC-1")
+    assert review.load_all(path) == []
     with IncidentStore(path) as writer:
         incident_id = writer.open(["web"], "SEV3", now=at(0))[0]["id"]
     before = {name: os.stat(tmp_path / name).st_mtime_ns for name in os.listdir(tmp_path)}
-    record, timeline = engine.load(path, incident_id)
+    record, timeline = review.load(path, incident_id)
     assert record["id"] == incident_id and timeline[0]["action"] == "open"
-    assert [pair[0]["id"] for pair in engine.load_all(path)] == [incident_id]
+    assert [pair[0]["id"] for pair in review.load_all(path)] == [incident_id]
     with pytest.raises(UnknownIncident, match=f"no incident INC-20990101-001 in {path}"):
-        engine.load(path, "INC-20990101-001")
+        review.load(path, "INC-20990101-001")
     assert {name: os.stat(tmp_path / name).st_mtime_ns for name in os.listdir(tmp_path)} == before
 
 
@@ -328,8 +331,8 @@ def test_write_files_check_mode_and_modes(tmp_path):
 def test_chart_path_and_mask():
     assert engine.chart_path_for("/r/INC-1.md") == "/r/INC-1.timeline.png"
     assert engine.chart_path_for("/r/INC-1.txt") == "/r/INC-1.txt.timeline.png"
-    assert engine.mask("token: abc123 api_key=zz") == "token: ******** api_key=********"
-    assert engine.PHASE_OF_STATUS["escalated"] == "acknowledge"
+    assert redact.mask("token: abc123 api_key=zz") == "token: ******** api_key=********"
+    assert review.PHASE_OF_STATUS["escalated"] == "acknowledge"
 
 
 def test_data_loss_risk_is_what_went_wrong_with_a_question_and_a_follow_up(store):
