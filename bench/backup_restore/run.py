@@ -50,7 +50,7 @@ from ansible_collections.mttr.recovery.bench.common import loadavg, log, median,
 from ansible_collections.mttr.recovery.bench.common import machine_facts as common_machine_facts
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_JSON = HERE / "results.json"
+DEFAULT_JSON = HERE / "results" / "results.json"
 TIME_BIN = "/usr/bin/time"
 TIME_FORMAT = "elapsed_s=%e maxrss_kb=%M user_s=%U sys_s=%S"
 TARGET_RATIO = 1.1

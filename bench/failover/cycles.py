@@ -7,7 +7,7 @@ playbook and the rejoin through ansible-runner, and checks every acknowledged ro
 primary and the other node streams from it (the integration test runs the same code with N = 3).
 
     .venv/bin/python bench/failover/cycles.py [--cycles 20] [--modes sync async] [--port-base N]
-        [--json bench/failover/results-cycles.json]
+        [--json bench/failover/results/results-cycles.json]
 """
 
 from __future__ import annotations

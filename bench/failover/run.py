@@ -37,7 +37,7 @@ templating the role's expressions (lab lookup, hostvars).
 
     .venv/bin/python bench/failover/run.py [--runs N] [--strategy linear|mitogen|both]
         [--driver runner|cli|both] [--no-raw] [--no-baseline] [--port-base N] [--json [PATH]] [--keep]
-    .venv/bin/python bench/failover/run.py --report bench/failover/results.json
+    .venv/bin/python bench/failover/run.py --report bench/failover/results/results.json
 
 Every lab it starts is taken down (``down --purge``) and its home removed, also on errors and Ctrl-C.
 """
@@ -73,7 +73,7 @@ MTTR = VENV_BIN / "mttr"
 ANSIBLE_PLAYBOOK = VENV_BIN / "ansible-playbook"
 PLAYBOOK = REPO / "playbooks" / "failover.yml"
 INVENTORY = REPO / "inventories" / "lab"
-DEFAULT_JSON = HERE / "results.json"
+DEFAULT_JSON = HERE / "results" / "results.json"
 
 TARGET_FIRST_WRITE_S = 3.0
 TARGET_VALIDATED_S = 5.0

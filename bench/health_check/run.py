@@ -46,7 +46,7 @@ from pathlib import Path
 from ansible_collections.mttr.recovery.bench.common import loadavg, log, machine_facts, median, spread
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_JSON = HERE / "results.json"
+DEFAULT_JSON = HERE / "results" / "results.json"
 TIME_BIN = "/usr/bin/time"
 TARGET_S = 2.0
 TARGET_RATIO = 50.0
