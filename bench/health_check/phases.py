@@ -93,12 +93,15 @@ def main(argv=None):
         run_driver(args.driver)
         return
 
-    from run import HC_TASK, Bench, Server
+    # imported here, not at the top: the driver process (above) times its own imports
+    from ansible_collections.mttr.recovery.bench.common import venv_on_path
+    from ansible_collections.mttr.recovery.bench.health_check.run import HC_TASK, Bench
+    from ansible_collections.mttr.recovery.bench.health_check.target import Server
 
     started = time.time()
     load_start = round(os.getloadavg()[0], 2)
 
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    venv_on_path()
     server = Server("asyncio")
     bench = None
     try:

@@ -31,11 +31,7 @@ capacity test hits it with a lighter asyncio client first.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import http.client
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -43,141 +39,30 @@ import tempfile
 import time
 from pathlib import Path
 
-from ansible_collections.mttr.recovery.bench.common import loadavg, log, machine_facts, median, spread
+from ansible_collections.mttr.recovery.bench.common import (
+    TIME_BIN,
+    PlaybookRunner,
+    loadavg,
+    log,
+    machine_facts,
+    read_results,
+    venv_on_path,
+    write_results,
+)
+from ansible_collections.mttr.recovery.bench.health_check.report import print_report, summarize
+from ansible_collections.mttr.recovery.bench.health_check.target import Server, server_capacity
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results" / "results.json"
-TIME_BIN = "/usr/bin/time"
-TARGET_S = 2.0
-TARGET_RATIO = 50.0
-TARGET_MB = 200.0
+PLAYBOOKS = HERE / "playbooks"
+# the task names in playbooks/
 HC_TASK = "health_check: probes in one call"
 URI_TASK = "uri: one request per item"
 PING_TASK = "ping: one module run"
 
-PLAY_HEAD = """\
-- name: mttr.recovery health_check benchmark
-  hosts: localhost
-  gather_facts: false
-  vars_files:
-    - probes.json
-  tasks:
-"""
-PLAYBOOKS = {
-    "noop.yml": PLAY_HEAD
-    + """\
-    - name: "noop: no module runs"
-      ansible.builtin.meta: noop
-""",
-    "ping.yml": PLAY_HEAD
-    + f"""\
-    - name: "{PING_TASK}"
-      ansible.builtin.ping:
-""",
-    "health_check.yml": PLAY_HEAD
-    + f"""\
-    - name: "{HC_TASK}"
-      mttr.recovery.health_check:
-        probes: "{{{{ bench_probes }}}}"
-        concurrency: "{{{{ bench_concurrency | int }}}}"
-        fail_on: down
-""",
-    "uri.yml": PLAY_HEAD
-    + f"""\
-    - name: "{URI_TASK}"
-      ansible.builtin.uri:
-        url: "{{{{ item.url }}}}"
-      loop: "{{{{ bench_probes[:bench_uri_count | int] }}}}"
-      loop_control:
-        label: "{{{{ item.name }}}}"
-""",
-}
-
-
-# ----------------------------------------------------------------------------- machine
-
-
-# ----------------------------------------------------------------------------- target server
-
-
-class Server:
-    """The local HTTP target (server.py) in a process of its own; it stops when its stdin closes."""
-
-    def __init__(self, kind, delay_ms=0.0):
-        self.kind = kind
-        self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "server.py"), "--kind", kind, f"--delay-ms={delay_ms}"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        line = self.process.stdout.readline().split()
-        if len(line) != 2 or line[0] != "PORT":
-            self.stop()
-            raise RuntimeError(f"the benchmark server did not start (said {line!r})")
-        self.port = int(line[1])
-        self.url_base = f"http://127.0.0.1:{self.port}"
-
-    def stats(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request("GET", "/__stats")
-            return json.loads(conn.getresponse().read())
-        finally:
-            conn.close()
-
-    @contextlib.contextmanager
-    def measure(self, into):
-        """Add the server's request count and CPU seconds spent inside the block to ``into``."""
-        before = self.stats()
-        yield
-        after = self.stats()
-        into["server_requests"] = after["requests"] - before["requests"]
-        into["server_cpu_s"] = round(after["cpu_s"] - before["cpu_s"], 4)
-
-    def stop(self):
-        with contextlib.suppress(OSError):
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-async def _hammer(port, count, concurrency):
-    gate = asyncio.Semaphore(concurrency)
-    ok = 0
-
-    async def one(index):
-        nonlocal ok
-        async with gate:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(f"GET /health?i={index} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-            data = await reader.read()
-            writer.close()
-            ok += data.startswith(b"HTTP/1.1 200 ")
-
-    await asyncio.gather(*(one(i) for i in range(count)))
-    return ok
-
-
-def server_capacity(server, count, concurrency):
-    """Hit the server with a bare asyncio client (much cheaper per request than http.client in threads)."""
-    result = {"client": "asyncio streams", "count": count, "concurrency": concurrency}
-    with server.measure(result):
-        started = time.perf_counter()
-        result["ok"] = asyncio.run(_hammer(server.port, count, concurrency))
-        result["wall_s"] = round(time.perf_counter() - started, 4)
-    result["requests_per_s"] = round(count / result["wall_s"])
-    result["server_cpu_ms_per_request"] = round(result["server_cpu_s"] * 1000 / count, 4)
-    return result
-
-
-# ----------------------------------------------------------------------------- engine alone
-
 
 def engine_run(server, count, concurrency):
+    """engine.py in a process of its own: the probing without Ansible, and that process's peak RSS."""
     result = {}
     with server.measure(result):
         out = subprocess.run(
@@ -196,91 +81,24 @@ def engine_run(server, count, concurrency):
     return result
 
 
-# ----------------------------------------------------------------------------- playbooks
-
-
-class Bench:
-    """A private data dir for ansible-runner with the inventory, the probe list and the playbooks."""
+class Bench(PlaybookRunner):
+    """The playbooks in a private data dir of their own, with the probe list (``probes.json``) beside them;
+    every run also counts the server's requests and CPU time."""
 
     def __init__(self, server, count, keep=False):
-        import ansible_runner  # noqa: F401 (fail early when it is missing)
-
-        self.server = server
+        super().__init__(tempfile.mkdtemp(prefix="mttr-bench-health-check-"), PLAYBOOKS, measure=server.measure)
         self.count = count
         self.keep = keep
-        self.dir = Path(tempfile.mkdtemp(prefix="mttr-bench-health-check-"))
-        self.runs = 0
-        project = self.dir / "project"
-        inventory = self.dir / "inventory"
-        project.mkdir()
-        inventory.mkdir()
-        (inventory / "hosts.yml").write_text(
-            "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
-            f"      ansible_python_interpreter: {sys.executable}\n",
-            encoding="utf-8",
-        )
         probes = [
             {"name": f"probe-{i:04d}", "kind": "http", "url": f"{server.url_base}/health?i={i}"} for i in range(count)
         ]
-        (project / "probes.json").write_text(json.dumps({"bench_probes": probes}, indent=1), encoding="utf-8")
-        for name, text in PLAYBOOKS.items():
-            (project / name).write_text(text, encoding="utf-8")
-        self.time_log = self.dir / "module-time.log"
-        self.wrapper = None
-        if os.access(TIME_BIN, os.X_OK):
-            self.wrapper = self.dir / "python-under-time"
-            self.wrapper.write_text(
-                "#!/bin/sh\n"
-                f"exec {TIME_BIN} -a -o {self.time_log} "
-                f"-f 'elapsed_s=%e maxrss_kb=%M user_s=%U sys_s=%S' {sys.executable} \"$@\"\n",
-                encoding="utf-8",
-            )
-            self.wrapper.chmod(0o755)
+        (self.project / "probes.json").write_text(json.dumps({"bench_probes": probes}, indent=1), encoding="utf-8")
 
     def close(self):
         if self.keep:
             log(f"kept {self.dir}")
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
-
-    def run(self, playbook, task=None, extravars=None, under_time=False, envvars=None):
-        """Run a playbook; return its wall time, the task's duration and result, and the server's counters."""
-        import ansible_runner
-
-        self.runs += 1
-        extravars = dict(extravars or {})
-        if under_time:
-            extravars["ansible_python_interpreter"] = str(self.wrapper)
-            self.time_log.unlink(missing_ok=True)
-        result = {"playbook": playbook, "loadavg_1m": loadavg()[0]}
-        with self.server.measure(result):
-            started = time.perf_counter()
-            runner = ansible_runner.run(
-                private_data_dir=str(self.dir),
-                playbook=playbook,
-                extravars=extravars,
-                ident=f"{self.runs:03d}-{Path(playbook).stem}",
-                envvars=envvars,
-                quiet=True,
-            )
-            result["playbook_s"] = round(time.perf_counter() - started, 4)
-        if runner.rc != 0:
-            tail = runner.stdout.read()[-3000:]
-            raise RuntimeError(f"{playbook} failed (rc {runner.rc}, {runner.status}):\n{tail}")
-        for event in runner.events:
-            data = event.get("event_data", {})
-            if task and event.get("event") == "runner_on_ok" and data.get("task") == task:
-                result["task_s"] = round(data["duration"], 4)
-                result["res"] = data.get("res", {})
-        if task and "task_s" not in result:
-            raise RuntimeError(f"{playbook}: no runner_on_ok event for task {task!r}")
-        if under_time:
-            lines = [ln for ln in self.time_log.read_text(encoding="utf-8").splitlines() if "maxrss_kb=" in ln]
-            if len(lines) != 1:
-                raise RuntimeError(f"expected one module process in {self.time_log}, got {len(lines)}")
-            fields = dict(item.split("=") for item in lines[0].split())
-            result["module_process"] = {key: float(value) for key, value in fields.items()}
-        return result
 
 
 def health_check_run(bench, concurrency, under_time=False):
@@ -305,161 +123,6 @@ def uri_run(bench, uri_count):
     if result["items"] != uri_count or result["server_requests"] != uri_count:
         raise RuntimeError(f"uri loop: {result['items']} items, {result['server_requests']} requests, not {uri_count}")
     return result
-
-
-# ----------------------------------------------------------------------------- report
-
-
-def summarize(raw, args):
-    count = args.count
-    summary = {"health_check": {}}
-    for concurrency in args.concurrency:
-        runs = [r for r in raw["health_check"] if r["concurrency"] == concurrency]
-        mem = [r for r in raw["health_check_memory"] if r["concurrency"] == concurrency]
-        engine = [r for r in raw["engine"] if r["concurrency"] == concurrency]
-        probing = [r["module_elapsed_s"] for r in runs]
-        summary["health_check"][str(concurrency)] = {
-            "task_s": spread([r["task_s"] for r in runs]),
-            "playbook_s": spread([r["playbook_s"] for r in runs]),
-            "module_probing_s": spread(probing),
-            "server_cpu_s": spread([r["server_cpu_s"] for r in runs]),
-            "server_busy_fraction_of_probing": median(
-                [r["server_cpu_s"] / r["module_elapsed_s"] for r in runs if r["module_elapsed_s"]]
-            ),
-            "module_process_wall_s": spread([r["module_process"]["elapsed_s"] for r in mem]),
-            "module_process_maxrss_mb": spread([r["module_process"]["maxrss_kb"] / 1024 for r in mem]),
-            "module_process_cpu_s": spread([r["module_process"]["user_s"] + r["module_process"]["sys_s"] for r in mem]),
-            # The same task in the runs under /usr/bin/time, and in each of them what the module process did
-            # not account for: the controller's share (templating the arguments, building and copying AnsiballZ,
-            # the shell commands around it, reading the result).
-            "task_s_under_time": spread([r["task_s"] for r in mem]),
-            "controller_side_s": spread([r["task_s"] - r["module_process"]["elapsed_s"] for r in mem]),
-            "engine_probe_s": spread([r["probe_s"] for r in engine]),
-            "engine_maxrss_mb": spread([r["maxrss_kb"] / 1024 for r in engine]),
-            "engine_maxrss_after_imports_mb": median([r["maxrss_after_imports_kb"] / 1024 for r in engine]),
-        }
-    summary["engine_sequential_probe_s"] = spread([r["probe_s"] for r in raw.get("engine_sequential", [])])
-    summary["noop_playbook_s"] = spread([r["playbook_s"] for r in raw["noop"]])
-    summary["ping_task_s"] = spread([r["task_s"] for r in raw["ping"]])
-    summary["ping_playbook_s"] = spread([r["playbook_s"] for r in raw["ping"]])
-    summary["ping_module_process_maxrss_mb"] = median(
-        [r["module_process"]["maxrss_kb"] / 1024 for r in raw["ping_memory"]]
-    )
-    for hc in summary["health_check"].values():
-        hc["playbook_minus_noop_s"] = round(hc["playbook_s"]["median"] - summary["noop_playbook_s"]["median"], 4)
-
-    uri = raw.get("uri")
-    if uri:
-        per_item = uri["task_s"] / uri["items"]
-        extrapolated = uri["items"] != count
-        summary["uri"] = {
-            "items_run": uri["items"],
-            "task_s_measured": uri["task_s"],
-            "playbook_s_measured": uri["playbook_s"],
-            "per_item_s": round(per_item, 4),
-            "task_s_for_count": round(uri["task_s"] if not extrapolated else per_item * count, 2),
-            "extrapolated": extrapolated,
-            "note": f"extrapolated linearly from {uri['items']} items" if extrapolated else "measured in full",
-        }
-        default = str(args.concurrency[0])
-        best = min(summary["health_check"], key=lambda c: summary["health_check"][c]["task_s"]["median"])
-        ratios = {}
-        for label, concurrency in (("first_concurrency", default), ("fastest_concurrency", best)):
-            hc = summary["health_check"][concurrency]
-            ratios[label] = {
-                "concurrency": int(concurrency),
-                "task_ratio": round(summary["uri"]["task_s_for_count"] / hc["task_s"]["median"], 1),
-                "extrapolated": extrapolated,
-            }
-        summary["ratio_uri_over_health_check"] = ratios
-    first = summary["health_check"][str(args.concurrency[0])]
-    summary["targets"] = {
-        "under_2_s_task": first["task_s"]["median"] < TARGET_S,
-        "under_200_mb": (first["module_process_maxrss_mb"] or {"max": first["engine_maxrss_mb"]["max"]})["max"]
-        < TARGET_MB,
-        "at_least_50x": (
-            summary["ratio_uri_over_health_check"]["first_concurrency"]["task_ratio"] >= TARGET_RATIO if uri else None
-        ),
-        "concurrency": args.concurrency[0],
-    }
-    return summary
-
-
-def fmt(value, unit="s", digits=3):
-    if value is None:
-        return "-"
-    return f"{value:.{digits}f} {unit}"
-
-
-def fmt_spread(stats, unit="s", digits=3):
-    if not stats:
-        return "-"
-    return f"{stats['median']:.{digits}f} [{stats['min']:.2f}-{stats['max']:.2f}]" + (f" {unit}" if unit != "s" else "")
-
-
-def print_report(results):
-    s = results["summary"]
-    m = results["machine"]
-    cap = results["server"]["capacity"]
-    out = [
-        f"machine: {m['nproc']} CPUs ({m['cpu_model']}), Python {m['python']}, ansible-core {m['ansible_core']}, "
-        f"ansible-runner {m['ansible_runner']}; load average {m['loadavg_start']} -> {m['loadavg_end']}",
-        f"server: {results['server']['kind']}, {results['server'].get('delay_ms', 0):g} ms delay; "
-        f"alone: {cap['count']} requests in {cap['wall_s']:.3f} s "
-        f"({cap['requests_per_s']} req/s to an asyncio client), {cap['server_cpu_ms_per_request']:.3f} ms CPU each",
-        f"{results['count']} http probes; {results['repeats']} runs each; seconds, median [min-max]",
-        "",
-    ]
-    columns = list(s["health_check"])
-    rows = [
-        ("health_check task (runner event)", lambda hc: fmt_spread(hc["task_s"])),
-        ("  probing in module (elapsed_s)", lambda hc: fmt_spread(hc["module_probing_s"])),
-        ("playbook wall", lambda hc: fmt_spread(hc["playbook_s"])),
-        ("playbook - noop playbook", lambda hc: fmt(hc["playbook_minus_noop_s"])),
-        ("task, run under /usr/bin/time", lambda hc: fmt_spread(hc["task_s_under_time"])),
-        ("  module process wall (time %e)", lambda hc: fmt_spread(hc["module_process_wall_s"])),
-        ("  module process CPU user+sys", lambda hc: fmt_spread(hc["module_process_cpu_s"])),
-        ("  controller side (task - process)", lambda hc: fmt_spread(hc["controller_side_s"])),
-        ("  module process peak RSS (max)", lambda hc: fmt((hc["module_process_maxrss_mb"] or {}).get("max"), "MB", 1)),
-        ("engine alone: probing", lambda hc: fmt_spread(hc["engine_probe_s"])),
-        ("engine alone: peak RSS (max)", lambda hc: fmt(hc["engine_maxrss_mb"]["max"], "MB", 1)),
-        ("server CPU / probing time", lambda hc: f"{hc['server_busy_fraction_of_probing']:.0%}"),
-    ]
-    out.append(f"{'concurrency':<34}" + "".join(f"{c:>24}" for c in columns))
-    for label, cell in rows:
-        out.append(f"{label:<34}" + "".join(f"{cell(s['health_check'][c]):>24}" for c in columns))
-    out += [
-        "",
-        f"noop playbook: {fmt_spread(s['noop_playbook_s'])} s; ping task: {fmt_spread(s['ping_task_s'])} s, "
-        f"its module process peak RSS {fmt(s['ping_module_process_maxrss_mb'], 'MB', 1)}",
-        f"engine alone at concurrency 1 (one probe at a time): {fmt_spread(s.get('engine_sequential_probe_s'))} s",
-    ]
-    if "uri" in s:
-        uri = s["uri"]
-        out.append(
-            f"uri loop: {uri['items_run']} items: task {uri['task_s_measured']:.1f} s, playbook "
-            f"{uri['playbook_s_measured']:.1f} s, {uri['per_item_s']:.3f} s per item; for {results['count']} items: "
-            f"{uri['task_s_for_count']:.1f} s ({uri['note']})"
-        )
-        ratios = s["ratio_uri_over_health_check"]
-        if ratios["fastest_concurrency"]["concurrency"] == ratios["first_concurrency"]["concurrency"]:
-            ratios = {"first_concurrency": ratios["first_concurrency"]}
-        for label, ratio in ratios.items():
-            tag = " (EXTRAPOLATED uri figure)" if ratio["extrapolated"] else ""
-            which = label.split("_", maxsplit=1)[0]
-            out.append(f"ratio uri loop / health_check task, concurrency {ratio['concurrency']} ({which}): ")
-            out[-1] += f"{ratio['task_ratio']}x{tag}"
-    else:
-        out.append("uri loop: skipped (--uri-count 0)")
-    t = s["targets"]
-    out.append(
-        f"targets at concurrency {t['concurrency']}: task < {TARGET_S:.0f} s: {t['under_2_s_task']}; "
-        f"peak < {TARGET_MB:.0f} MB: {t['under_200_mb']}; >= {TARGET_RATIO:.0f}x: {t['at_least_50x']}"
-    )
-    print("\n".join(out))
-
-
-# ----------------------------------------------------------------------------- main
 
 
 def concurrency_list(values):
@@ -498,15 +161,14 @@ def main(argv=None):
     parser.add_argument("--report", metavar="PATH", help="print the table of a results file again (runs nothing)")
     args = parser.parse_args(argv)
     if args.report:
-        results = json.loads(Path(args.report).read_text(encoding="utf-8"))
+        results = read_results(args.report)
         recorded = argparse.Namespace(count=results["count"], concurrency=results["concurrency"])
         results["summary"] = summarize(results["raw"], recorded)
         print_report(results)
         return
     args.concurrency = concurrency_list(args.concurrency)
     uri_count = args.count if args.uri_count is None else args.uri_count
-    # ansible-runner starts "ansible-playbook" from PATH: use the one next to this interpreter.
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    venv_on_path()
 
     results = {
         "benchmark": "health_check: 1000 HTTP probes",
@@ -568,8 +230,7 @@ def main(argv=None):
     results["raw"] = raw
     print_report(results)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-        log(f"wrote {args.json}")
+        write_results(args.json, results)
 
 
 if __name__ == "__main__":
