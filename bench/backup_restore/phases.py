@@ -1,6 +1,6 @@
 """Where a ``files`` restore spends its time: the engine's parts against the raw tools, on one archive.
 
-Builds a tree with ``run.py``'s generator (or takes ``--archive``), archives it with the engine's own
+Builds a tree with the benchmark's generator (``data.py``) (or takes ``--archive``), archives it with the engine's own
 ``write_archive`` (gzip level 1, as the ``backup`` module does), then times, R times each, after ``sync``:
 
 - ``sha256`` of the archive (hashlib, 1 MiB reads) and ``zlib`` decompression of it (in this process);
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -32,26 +31,10 @@ import time
 import zlib
 from pathlib import Path
 
+from ansible_collections.mttr.recovery.bench.backup_restore.data import MIB, generate_tree
+from ansible_collections.mttr.recovery.bench.common import loadavg, log
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_files import extract_verified, write_archive
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import HashingWriter
-
-HERE = Path(__file__).resolve().parent
-
-
-def load_run():
-    """The benchmark's run.py (its tree generator), loaded from beside this file."""
-    spec = importlib.util.spec_from_file_location("mttr_bench_backup_restore_run", HERE / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-RUN = load_run()
-MIB = RUN.MIB
-
-
-def log(message):
-    RUN.log(message)
 
 
 def sha256_file(path):
@@ -98,7 +81,7 @@ def main(argv=None):
             source = work / "source"
             source.mkdir()
             log(f"generating {args.size_mb} MiB tree...")
-            RUN.generate_tree(source, args.size_mb)
+            generate_tree(source, args.size_mb)
             archive = work / "files.tar.gz"
             with open(archive, "wb") as handle:
                 writer = HashingWriter(handle)
@@ -148,9 +131,9 @@ def main(argv=None):
                 out = part()
                 figures[name].append(round(time.perf_counter() - started, 3))
                 if isinstance(out, Path):
-                    outputs.append(out)  # removed at the end: see run.py on ext4's recently deleted inodes
+                    outputs.append(out)  # removed at the end: see rounds.py on ext4's recently deleted inodes
             log(f"round {number + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in figures.items()))
-        print(f"archive {size / MIB:.0f} MiB; seconds, median [min-max] of {args.repeats}; load {RUN.loadavg()}")
+        print(f"archive {size / MIB:.0f} MiB; seconds, median [min-max] of {args.repeats}; load {loadavg()}")
         for name, values in figures.items():
             print(f"  {name:<34} {statistics.median(values):7.2f} [{min(values):.2f}-{max(values):.2f}]")
         profile = cProfile.Profile()
