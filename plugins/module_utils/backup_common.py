@@ -8,6 +8,7 @@ small restore from a local repository.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -15,10 +16,13 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_postgres import PostgresTarget, load_psycopg
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
+    MIN_KEY_BYTES,
     BackupError,
     LocalRepository,
     S3Repository,
 )
+
+KEY_ENV = "MTTR_BACKUP_KEY"
 
 
 def load_boto3():
@@ -67,6 +71,45 @@ def repository_spec():
     }
 
 
+def key_spec():
+    """The repository key options: the key, a file holding it, and whether unauthenticated manifests may be used."""
+    return {
+        "repository_key": {"type": "str", "no_log": True},
+        "repository_key_file": {"type": "path", "no_log": False},
+        "allow_unauthenticated": {"type": "bool", "default": False},
+    }
+
+
+def resolve_key(key=None, key_file=None, environ=None):
+    """The repository key as bytes, or None: ``key``, else the file's first line, else MTTR_BACKUP_KEY.
+
+    The key is never part of a message.
+    """
+    environ = os.environ if environ is None else environ
+    if key_file:
+        try:
+            with open(key_file, "rb") as handle:
+                data = handle.read().strip()
+            key = data.splitlines()[0] if data else b""
+        except OSError as exc:
+            raise BackupError(f"cannot read repository_key_file {key_file}: {exc.strerror}") from None
+        if not key:
+            raise BackupError(f"repository_key_file {key_file} is empty: put the repository key on its first line")
+    elif not key:
+        key = environ.get(KEY_ENV) or None
+    if key is None:
+        return None
+    if isinstance(key, str):
+        key = key.encode("utf-8")
+    key = key.strip()
+    if len(key) < MIN_KEY_BYTES:
+        raise BackupError(
+            f"the repository key is too short: use at least {MIN_KEY_BYTES} bytes "
+            "(e.g. the output of openssl rand -hex 32)"
+        )
+    return key
+
+
 def postgres_spec():
     return {
         "database": {"type": "str"},
@@ -79,8 +122,15 @@ def postgres_spec():
     }
 
 
-def make_repository(options):
-    """A repository from the ``repository`` option's values (also used by the backup lookup)."""
+def make_repository(options, key=None, allow_unauthenticated=False):
+    """A repository from the ``repository`` option's values (also used by the backup lookup).
+
+    ``key`` (bytes) signs the manifests it writes and authenticates those it reads.
+    """
+    return _make_repository(options).use_key(key, allow_unauthenticated)
+
+
+def _make_repository(options):
     if options.get("type") == "local":
         if not options.get("path"):
             raise BackupError("a local repository needs path")
@@ -114,8 +164,10 @@ class BackupModule(AnsibleModule):
 
     def __init__(self, argument_spec, **kwargs):
         spec = {"repository": repository_spec(), "kind": {"type": "str", "choices": ["files", "postgres"]}}
+        spec.update(key_spec())
         spec.update(argument_spec)
-        super().__init__(argument_spec=spec, **kwargs)
+        mutually_exclusive = [*kwargs.pop("mutually_exclusive", []), ("repository_key", "repository_key_file")]
+        super().__init__(argument_spec=spec, mutually_exclusive=mutually_exclusive, **kwargs)
 
     def run(self, argv, env):
         """The process runner the engines use: AnsibleModule.run_command with extra environment."""
@@ -123,12 +175,34 @@ class BackupModule(AnsibleModule):
             return self.run_command(argv, environ_update=env)
         return self.run_command(argv)
 
+    def repository_key(self):
+        """The key from repository_key, repository_key_file or MTTR_BACKUP_KEY, kept out of every output."""
+        try:
+            key = resolve_key(self.params["repository_key"], self.params["repository_key_file"])
+        except BackupError as exc:
+            self.fail_json(msg=str(exc))
+        if key is not None:
+            # the file's or the environment's key is masked like an option marked no_log
+            self.no_log_values.add(key.decode("utf-8", "replace"))
+        return key
+
     def repository(self):
         if self.params["repository"]["type"] == "s3":
             libraries, error = load_boto3()
             if libraries is None:
                 self.fail_json(msg=missing_required_lib("boto3"), exception=error)
-        return make_repository(self.params["repository"])
+        return make_repository(self.params["repository"], self.repository_key(), self.params["allow_unauthenticated"])
+
+    def exit_backup(self, result, repository=None):
+        """exit_json with the warnings of the engine and of the repository (manifests used unauthenticated)."""
+        warnings = list(result.pop("warnings", None) or [])
+        if repository is not None:
+            warnings += [w for w in repository.warnings if w not in warnings]
+        for warning in warnings:
+            self.warn(warning)
+        if not self._diff:
+            result.pop("diff", None)
+        self.exit_json(**result)
 
     def postgres_target(self):
         if load_psycopg() is None:
@@ -147,7 +221,15 @@ class BackupModule(AnsibleModule):
         )
 
     def fail_backup(self, exc, **result):
-        """Fail with a readable message for backup errors and the S3 / database errors beneath them."""
+        """Fail with a readable message for backup errors and the S3 / database errors beneath them.
+
+        What the engine had already changed when it failed (the exception's ``result``) is reported:
+        ``changed`` says the truth on failures too.
+        """
+        result = dict(getattr(exc, "result", None) or {}, **result)
+        result.setdefault("changed", False)
+        if not self._diff:
+            result.pop("diff", None)
         if isinstance(exc, BackupError):
             self.fail_json(msg=str(exc), **result)
         if isinstance(exc, botocore_errors()):

@@ -18,10 +18,13 @@ import ctypes
 import ctypes.util
 import datetime
 import errno
+import hashlib
 import json
 import os
+import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tarfile
@@ -34,6 +37,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
     HashingReader,
     check_artifact,
 )
+from ansible_collections.mttr.recovery.plugins.module_utils.backup_space import DISK_FULL, disk_full, filesystem, said
 
 COMPRESSION = {"gzip": ("gz", "tar.gz"), "none": ("", "tar")}
 RENAME_EXCHANGE = 2
@@ -46,7 +50,11 @@ def archive_name(compression):
 
 
 def write_archive(source_dir, stream, compression="gzip", level=1):
-    """Write ``source_dir``'s contents as a tar stream (paths relative to it) into ``stream``."""
+    """Write ``source_dir``'s contents as a tar stream (paths relative to it) into ``stream``.
+
+    Returns (members, unpacked size): the bytes the files take once extracted, which a restore checks
+    the target's filesystem has room for.
+    """
     if not os.path.isdir(source_dir):
         raise BackupError(f"cannot back up {source_dir}: it is not a directory")
     mode = "w|" + COMPRESSION[compression][0]
@@ -54,7 +62,7 @@ def write_archive(source_dir, stream, compression="gzip", level=1):
     with tarfile.open(fileobj=stream, mode=mode, bufsize=CHUNK, format=tarfile.PAX_FORMAT, **kwargs) as tar:
         for name in sorted(os.listdir(source_dir)):
             tar.add(os.path.join(source_dir, name), arcname=name, recursive=True)
-        return len(tar.members)
+        return len(tar.members), sum(member.size for member in tar.members if member.isfile())
 
 
 class MemberChecker:
@@ -139,6 +147,7 @@ class _Inflating:
         self.buffer = b""
         self.offset = 0
         self.eof = False
+        self.produced = 0  # decompressed bytes handed out so far
 
     def _fill(self):
         chunk = self.source.read(CHUNK)
@@ -163,7 +172,14 @@ class _Inflating:
             size = len(self.buffer) - self.offset
         data = self.buffer[self.offset : self.offset + size]
         self.offset += len(data)
+        self.produced += len(data)
         return data
+
+    def drain(self):
+        """Read the rest (hashed on the way) and return how many decompressed bytes the whole stream has."""
+        while self.read(CHUNK):
+            pass
+        return self.produced
 
 
 class _CheckedTee:
@@ -250,6 +266,10 @@ def _stop(process):
     process.wait()
 
 
+# tar's closing summary: the errors it sums up are on the lines before it
+TAR_NOISE = ("Exiting with failure status due to previous errors",)
+
+
 def extract_verified(stream, artifact, backup_id, staging, compression):
     """Extract the archive from ``stream`` into ``staging`` while hashing; verify at the end.
 
@@ -257,21 +277,32 @@ def extract_verified(stream, artifact, backup_id, staging, compression):
     file), decompressed with zlib, parsed by tarfile for the checks, and the checked bytes fed to GNU
     tar, which writes the files (owners, modes, times, hard links) on the other CPU. Nothing is swapped
     in unless the digest matches, so a corrupt archive only ever reaches the staging directory.
+    When tar fails, its own error lines are reported; a full disk is named with what was needed and free.
     """
     reader = HashingReader(stream)
+    inflating = _Inflating(reader, compression)
+    space = filesystem(staging)  # as it was before the restore began, for a disk-full message
     with tempfile.TemporaryFile() as errors:
         process = _extractor(staging, errors)
         try:
-            members = _feed(reader, process, compression)
+            members = _feed(inflating, process)
         except _ExtractFailed as exc:
             _stop(process)
-            reader.drain()
+            try:
+                unpacked = inflating.drain()
+            except (EOFError, OSError, zlib.error):
+                unpacked = None
+                reader.drain()
             if reader.size != artifact["size"] or reader.sha256.hexdigest() != artifact["sha256"]:
                 check_artifact(reader, artifact, backup_id)
             errors.seek(0)
-            said = errors.read().decode("utf-8", "replace").strip().splitlines()
+            text = errors.read().decode("utf-8", "replace")
+            lines = said(text, TAR_NOISE) or str(exc)
+            if DISK_FULL in text:
+                need = artifact.get("unpacked_size") or unpacked
+                raise BackupError(disk_full(space, f"restoring backup {backup_id}", need, lines)) from None
             raise BackupError(
-                f"backup {backup_id}: cannot extract {artifact['name']}: {said[-1] if said else exc}"
+                f"backup {backup_id}: cannot extract {artifact['name']}: {lines}; the target is untouched"
             ) from None
         finally:
             _stop(process)
@@ -280,9 +311,9 @@ def extract_verified(stream, artifact, backup_id, staging, compression):
     return reader.size, members
 
 
-def _feed(reader, process, compression):
+def _feed(inflating, process):
     """Check every member and feed the checked bytes to the extractor; the number of members."""
-    tee = _CheckedTee(_Inflating(reader, compression), process.stdin)
+    tee = _CheckedTee(inflating, process.stdin)
     checker = MemberChecker()
     members = 0
     try:
@@ -406,11 +437,11 @@ class DirectoryTarget:
                 # the swap happened: the old tree sits at the staging path; keep it as the safety copy
                 if os.path.exists(journal["staging"]):
                     os.rename(journal["staging"], journal["safety"])
-                self.write_json(self.marker, journal["marker"])
+                self.write_json(self.marker, self.proven(journal["marker"]))
                 done.append(f"finished an interrupted restore of backup {journal['marker']['backup_id']}")
             elif current is None and os.path.exists(journal["safety"]) and os.path.exists(journal["staging"]):
                 os.rename(journal["staging"], self.path)
-                self.write_json(self.marker, journal["marker"])
+                self.write_json(self.marker, self.proven(journal["marker"]))
                 done.append(f"finished an interrupted restore of backup {journal['marker']['backup_id']}")
             else:
                 done.append("discarded an interrupted restore that had not swapped anything in")
@@ -425,7 +456,7 @@ class DirectoryTarget:
         """Make ``staging`` the target atomically; return the safety copy's path (None if no old tree)."""
         if not os.path.lexists(self.path):
             os.rename(staging, self.path)
-            self.write_json(self.marker, dict(marker, safety_copy=None))
+            self.write_json(self.marker, self.proven(dict(marker, safety_copy=None)))
             return None
         safety = self.sibling("pre-restore", marker["backup_id"])
         marker = dict(marker, safety_copy=safety)
@@ -438,10 +469,65 @@ class DirectoryTarget:
             os.rename(self.path, safety)
             os.rename(staging, self.path)
         fsync_dir(self.parent)
-        self.write_json(self.marker, marker)
+        self.write_json(self.marker, self.proven(marker))
         os.unlink(self.journal)
         fsync_dir(self.parent)
         return safety
+
+    def proven(self, marker):
+        """The marker with the fingerprint of the tree now in place (what proves later it was not changed)."""
+        return dict(marker, fingerprint=tree_fingerprint(self.path))
+
+    def holds(self, backup_id):
+        """Whether the tree is the one the restore of ``backup_id`` put there, untouched since: proven from the tree.
+
+        The marker alone proves nothing (a second data loss leaves it in place); its fingerprint must
+        match the tree's metadata as it is now.
+        """
+        state = self.state()
+        if state.get("backup_id") != backup_id or state.get("rolled_back") or not state.get("fingerprint"):
+            return False
+        return os.path.isdir(self.path) and tree_fingerprint(self.path) == state["fingerprint"]
+
+    # ------------------------------------------------------------------ safety copies
+    def copies(self):
+        """The pre-restore and undone copies beside the target, oldest first."""
+        pattern = re.compile(
+            rf"^{re.escape(self.base)}\.mttr-(pre-restore|undone)-(\d{{8}}T\d{{6}}Z)-([0-9a-f]{{6}})(?:-(\d+))?$"
+        )
+        state = self.state()
+        current = None if state.get("rolled_back") else state.get("safety_copy")
+        found = []
+        for name in self._siblings():
+            match = pattern.match(name)
+            path = os.path.join(self.parent, name)
+            if not match or os.path.islink(path) or not os.path.isdir(path):
+                continue
+            # names say the second; within one, the rename that made it a copy set its change time
+            order = (match.group(2), int(match.group(4) or 1), os.lstat(path).st_ctime_ns)
+            stamp = match.group(2)
+            created = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}Z"
+            entry = {"name": name, "path": path, "kind": match.group(1).replace("-", "_"), "created": created}
+            found.append((order, dict(entry, current=path == current)))
+        return [entry for _order, entry in sorted(found, key=lambda item: item[0])]
+
+    def _siblings(self):
+        try:
+            return os.listdir(self.parent)
+        except FileNotFoundError:
+            return []
+
+    def half_removed(self):
+        """Copies whose removal was interrupted (renamed aside first, so they never pass for a copy)."""
+        prefix = f"{self.base}.mttr-removing-"
+        return [os.path.join(self.parent, name) for name in self._siblings() if name.startswith(prefix)]
+
+    def remove_copy(self, path):
+        """Remove a safety copy: renamed aside first, so a removal cut short never leaves half a copy named as one."""
+        name = os.path.basename(path)
+        aside = os.path.join(self.parent, name.replace(f"{self.base}.mttr-", f"{self.base}.mttr-removing-", 1))
+        os.rename(path, aside)
+        remove_tree(aside)
 
     def roll_back(self):
         """Put the pre-restore safety copy back; the undone tree is kept beside it. Returns its path."""
@@ -463,10 +549,52 @@ class DirectoryTarget:
         return undone
 
 
+def remove_tree(path):
+    """rmtree that also removes what read-only directories hold (opened up before they are entered)."""
+    if not os.path.islink(path):
+        os.chmod(path, stat.S_IMODE(os.lstat(path).st_mode) | stat.S_IRWXU)
+    for root, dirs, _files in os.walk(path):
+        for name in dirs:
+            full = os.path.join(root, name)
+            mode = os.lstat(full).st_mode
+            if not stat.S_ISLNK(mode) and mode & stat.S_IRWXU != stat.S_IRWXU:
+                os.chmod(full, stat.S_IMODE(mode) | stat.S_IRWXU)
+    shutil.rmtree(path)
+
+
+def tree_fingerprint(path):
+    """A digest of the metadata of every entry under ``path``, the root included.
+
+    Names, inode, type and mode, owner, links, size, times and symlink targets. The change time
+    (ctime) is set by the kernel on every write, chmod, link or rename and cannot be set back, so
+    any change made through the filesystem since the fingerprint was taken shows, without reading
+    the files' contents.
+    """
+    digest = hashlib.sha256()
+
+    def add(full, relative):
+        try:
+            info = os.lstat(full)
+        except OSError as exc:
+            digest.update(os.fsencode(relative) + f"\0error {exc.errno}\n".encode())
+            return
+        fields = (info.st_ino, info.st_mode, info.st_uid, info.st_gid, info.st_nlink, info.st_size)
+        times = (info.st_mtime_ns, info.st_ctime_ns)
+        digest.update(os.fsencode(relative) + f"\0{fields}\0{times}\n".encode())
+        if stat.S_ISLNK(info.st_mode):
+            digest.update(os.fsencode(os.readlink(full)))
+
+    add(path, ".")
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            full = os.path.join(root, name)
+            add(full, os.path.relpath(full, path))
+    return digest.hexdigest()[:32]
+
+
 def tree_digest(path):
     """A digest of a tree's names, modes, link targets and contents (for tests and diffs)."""
-    import hashlib
-
     digest = hashlib.sha256()
     for root, dirs, files in os.walk(path):
         dirs.sort()

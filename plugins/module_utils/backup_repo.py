@@ -9,12 +9,17 @@ Layout, the same in both repositories::
 
 A backup id sorts by creation time (``20261123T120102Z-files-3f9a``). Every artifact's size and
 sha256 are in the manifest; readers hash what they stream and refuse a mismatch.
+
+With a repository key, the manifest also carries an HMAC-SHA256 over its whole canonical content
+(``authentication``): the hashes then prove who wrote them, and a manifest re-hashed after its
+artifacts were swapped is refused.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -27,10 +32,24 @@ CHUNK = 1024 * 1024
 MANIFEST = "manifest.json"
 FORMAT = 1
 ID_RE = re.compile(r"^\d{8}T\d{6}Z-[a-z]+-[0-9a-f]{6}$")
+HMAC_ALG = "hmac-sha256"
+MIN_KEY_BYTES = 16
 
 
 class BackupError(Exception):
-    """A backup operation cannot go on; the message says what is wrong and what to do."""
+    """A backup operation cannot go on; the message says what is wrong and what to do.
+
+    ``result`` is what was already changed before it stopped (``changed``, ``recovered``...), so the
+    failure still says it.
+    """
+
+    def __init__(self, message, result=None):
+        super().__init__(message)
+        self.result = result or {}
+
+
+class AuthenticationError(BackupError):
+    """A manifest whose HMAC does not verify, or that cannot be authenticated with what was given."""
 
 
 def utcnow():
@@ -127,6 +146,72 @@ def check_artifact(reader, artifact, backup_id):
         )
 
 
+def key_id(key):
+    """A short public name of a repository key (an HMAC of a constant: it tells keys apart, reveals nothing)."""
+    return hmac.new(key, b"mttr.recovery repository key id", hashlib.sha256).hexdigest()[:16]
+
+
+def canonical(manifest):
+    """The bytes the HMAC covers: the whole manifest but the HMAC itself, as sorted, compact UTF-8 JSON."""
+    content = dict(manifest)
+    if isinstance(content.get("authentication"), dict):
+        content["authentication"] = {k: v for k, v in content["authentication"].items() if k != "hmac"}
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def sign_manifest(manifest, key):
+    """``manifest`` with an ``authentication`` entry: the algorithm, the key's id and the HMAC over the rest."""
+    signed = dict(manifest, authentication={"alg": HMAC_ALG, "key_id": key_id(key)})
+    signed["authentication"]["hmac"] = hmac.new(key, canonical(signed), hashlib.sha256).hexdigest()
+    return signed
+
+
+def authenticate_manifest(manifest, backup_id, key, allow_unauthenticated=False):
+    """Raise AuthenticationError unless the manifest's HMAC verifies with ``key``; a warning or None.
+
+    With a key, a manifest must carry a valid HMAC (one without any passes only with
+    ``allow_unauthenticated``, with a warning). Without a key nothing can be authenticated: a signed
+    manifest is refused unless ``allow_unauthenticated``; an unsigned one is read as it is.
+    """
+    auth = manifest.get("authentication")
+    if auth is not None and (not isinstance(auth, dict) or auth.get("alg") != HMAC_ALG or "hmac" not in auth):
+        raise AuthenticationError(
+            f"backup {backup_id}: its manifest's authentication entry is malformed (expected {HMAC_ALG}); "
+            "it cannot be trusted: choose another backup"
+        )
+    if key is None:
+        if auth is None:
+            return None
+        if not allow_unauthenticated:
+            raise AuthenticationError(
+                f"backup {backup_id} is signed ({HMAC_ALG}, key id {auth.get('key_id', '?')}) but no repository key "
+                "was given: it cannot be authenticated; give repository_key, repository_key_file or MTTR_BACKUP_KEY, "
+                "or set allow_unauthenticated=true to use it on its hashes alone"
+            )
+        return f"backup {backup_id} was used on its hashes alone: its HMAC was not authenticated (no key given)"
+    if auth is None:
+        if not allow_unauthenticated:
+            raise AuthenticationError(
+                f"backup {backup_id}: its manifest has no HMAC: it cannot be authenticated with the repository key "
+                "(it was taken without a key, or its HMAC was stripped); choose a signed backup, or set "
+                "allow_unauthenticated=true to use it on its hashes alone"
+            )
+        return f"backup {backup_id}: its manifest has no HMAC; it was used on its hashes alone"
+    expected = hmac.new(key, canonical(manifest), hashlib.sha256).hexdigest()
+    if hmac.compare_digest(expected, str(auth["hmac"])):
+        return None
+    ours = key_id(key)
+    if auth.get("key_id") != ours:
+        raise AuthenticationError(
+            f"backup {backup_id}: its manifest's HMAC does not verify: it was signed with another key "
+            f"(key id {auth.get('key_id')}, the given key is {ours}); give the key it was taken with"
+        )
+    raise AuthenticationError(
+        f"backup {backup_id}: its manifest's HMAC does not verify: the manifest was changed after it was written; "
+        "do not use this backup, choose another one and find out who can write to the repository"
+    )
+
+
 def validate_manifest(manifest, backup_id):
     """Raise BackupError unless ``manifest`` is a complete manifest of ``backup_id``."""
     if not isinstance(manifest, dict):
@@ -148,9 +233,21 @@ def validate_manifest(manifest, backup_id):
 
 
 class Repository:
-    """Where backups live. Subclasses store bytes; this class knows manifests and selection."""
+    """Where backups live. Subclasses store bytes; this class knows manifests, their HMAC and selection."""
 
     kind = "repository"
+
+    def __init__(self):
+        self.key = None
+        self.allow_unauthenticated = False
+        self.warnings = []  # manifests used without being authenticated (allow_unauthenticated)
+
+    def use_key(self, key, allow_unauthenticated=False):
+        """Sign manifests written and authenticate manifests read with ``key`` (bytes, str or None)."""
+        self.key = key.encode("utf-8") if isinstance(key, str) else key
+        self.allow_unauthenticated = allow_unauthenticated
+        self.warnings = []
+        return self
 
     def describe(self):
         raise NotImplementedError
@@ -183,11 +280,24 @@ class Repository:
     def exists(self, backup_id, name):
         raise NotImplementedError
 
+    def holds(self, backup_id):
+        """Whether anything at all is stored under ``backup_id``."""
+        raise NotImplementedError
+
     # manifests ---------------------------------------------------------------------------
+    def store_manifest(self, backup_id, manifest):
+        """Write the manifest, signed when there is a key; return what was written."""
+        if self.key is not None:
+            manifest = sign_manifest(manifest, self.key)
+        self.write_manifest(backup_id, manifest)
+        return manifest
+
     def manifest(self, backup_id):
         try:
             raw = self.read_bytes(backup_id, MANIFEST)
         except FileNotFoundError:
+            if not self.holds(backup_id):
+                raise BackupError(self._not_found(backup_id)) from None
             raise BackupError(
                 f"backup {backup_id} in {self.describe()} has no manifest: it is incomplete (interrupted?) "
                 "and cannot be trusted; choose another backup"
@@ -196,16 +306,39 @@ class Repository:
             manifest = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise BackupError(f"backup {backup_id}: the manifest is not valid JSON ({exc})") from None
-        return validate_manifest(manifest, backup_id)
+        validate_manifest(manifest, backup_id)
+        warning = authenticate_manifest(manifest, backup_id, self.key, self.allow_unauthenticated)
+        if warning and warning not in self.warnings:
+            self.warnings.append(warning)
+        return manifest
+
+    def _not_found(self, backup_id):
+        """Say a backup does not exist, with the ids of its kind nearest to it in time and the newest."""
+        kind = backup_id.split("-")[1]
+        ids = sorted(i for i in self.list_ids() if i.split("-")[1] == kind and i != backup_id)
+        message = f"backup {backup_id} does not exist in {self.describe()}"
+        if not ids:
+            return f"{message}; it holds no {kind} backups at all"
+        older = [i for i in ids if i < backup_id][-1:]
+        newer = [i for i in ids if i > backup_id][:1]
+        nearest = [f"{i} (older)" for i in older] + [f"{i} (newer)" for i in newer]
+        return f"{message}; nearest: {', '.join(nearest)}; newest: {ids[-1]}"
 
     def catalog(self, kind=None, source=None):
-        """Manifests of every complete backup (oldest first), and the ids that are not usable with why."""
+        """Manifests of every complete, authentic backup (oldest first), and the ids not usable with why.
+
+        Each unusable id has ``status``: ``unauthenticated`` (its HMAC does not verify, or it cannot be
+        authenticated with what was given) or ``incomplete`` (no manifest, or an unreadable one).
+        """
         good, bad = [], []
         for backup_id in sorted(self.list_ids()):
             try:
                 manifest = self.manifest(backup_id)
+            except AuthenticationError as exc:
+                bad.append({"id": backup_id, "error": str(exc), "status": "unauthenticated"})
+                continue
             except BackupError as exc:
-                bad.append({"id": backup_id, "error": str(exc)})
+                bad.append({"id": backup_id, "error": str(exc), "status": "incomplete"})
                 continue
             if kind and manifest["kind"] != kind:
                 continue
@@ -234,13 +367,29 @@ class Repository:
         return manifest
 
 
+def skipped_summary(bad):
+    """' (2 incomplete or unreadable backups skipped; ...)': what a selection skipped, and why when refused."""
+    refused = [entry for entry in bad if entry.get("status") == "unauthenticated"]
+    parts = []
+    if len(bad) > len(refused):
+        parts.append(f"{len(bad) - len(refused)} incomplete or unreadable backups skipped")
+    if refused:
+        parts.append(f"{len(refused)} unauthenticated backups skipped, the newest because {refused[-1]['error']}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def select_backup(repository, kind=None, source=None, backup_id=None, latest_before=None):
     """Pick a backup: by id, the latest, or the latest created strictly before a time."""
+    return select_backup_noting(repository, kind, source, backup_id, latest_before)[0]
+
+
+def select_backup_noting(repository, kind=None, source=None, backup_id=None, latest_before=None):
+    """select_backup, and warnings about newer backups it skipped because they are not authentic."""
     if backup_id and backup_id != "latest":
         manifest = repository.manifest(backup_id)
         if kind and manifest["kind"] != kind:
             raise BackupError(f"backup {backup_id} is a {manifest['kind']} backup, not {kind}")
-        return manifest
+        return manifest, []
     good, bad = repository.catalog(kind=kind, source=source)
     if latest_before is not None:
         limit = parse_time(latest_before)
@@ -249,15 +398,22 @@ def select_backup(repository, kind=None, source=None, backup_id=None, latest_bef
         what = f"{kind} backup" if kind else "backup"
         where = f" of {source}" if source else ""
         when = f" created before {latest_before}" if latest_before is not None else ""
-        skipped = f" ({len(bad)} incomplete or unreadable backups skipped)" if bad else ""
-        raise BackupError(f"no complete {what}{where}{when} in {repository.describe()}{skipped}")
-    return good[-1]
+        raise BackupError(f"no complete {what}{where}{when} in {repository.describe()}{skipped_summary(bad)}")
+    chosen = good[-1]
+    # ids start with their creation time (to the second): one not older than the chosen is skipped news
+    warnings = [
+        f"skipped backup {entry['id']}, not older than {chosen['id']}: {entry['error']}"
+        for entry in bad
+        if entry.get("status") == "unauthenticated" and entry["id"][:16] >= chosen["id"][:16]
+    ]
+    return chosen, warnings
 
 
 class LocalRepository(Repository):
     kind = "local"
 
     def __init__(self, path):
+        super().__init__()
         self.root = os.path.abspath(path)
 
     def describe(self):
@@ -280,6 +436,12 @@ class LocalRepository(Repository):
 
     def exists(self, backup_id, name):
         return os.path.exists(os.path.join(self._dir(backup_id), name))
+
+    def holds(self, backup_id):
+        try:
+            return bool(os.listdir(self._dir(backup_id)))
+        except (FileNotFoundError, NotADirectoryError):
+            return False
 
     def write_artifact(self, backup_id, name, source):
         directory = self._dir(backup_id)
@@ -327,6 +489,7 @@ class S3Repository(Repository):
     kind = "s3"
 
     def __init__(self, client, bucket, prefix="", transfer_config=None):
+        super().__init__()
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -371,6 +534,10 @@ class S3Repository(Repository):
                 return False
             raise
         return True
+
+    def holds(self, backup_id):
+        listing = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._key(backup_id) + "/", MaxKeys=1)
+        return bool(listing.get("KeyCount") or listing.get("Contents"))
 
     def write_artifact(self, backup_id, name, source):
         reader = HashingReader(source)

@@ -307,6 +307,37 @@ def build_big_tree(root, variant: str, small: int, big: int, big_mb: int) -> Pat
     return root
 
 
+class SmallFilesystem:
+    """A tmpfs of a few MiB mounted on a new directory under /tmp (needs root): a disk that really fills up.
+
+    ``owner`` ("postgres") makes its root that user's, mode 0700, for a tablespace.
+    """
+
+    def __init__(self, size_mb: int, owner: str | None = None):
+        self.path = Path(tempfile.mkdtemp(prefix="mttr-small-fs-", dir="/tmp"))
+        options = f"size={size_mb}m,mode=0755"
+        if owner:
+            import pwd
+
+            entry = pwd.getpwnam(owner)
+            options = f"size={size_mb}m,mode=0700,uid={entry.pw_uid},gid={entry.pw_gid}"
+        mount = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(self.path)]
+        result = subprocess.run(mount, capture_output=True, text=True, check=False)
+        if result.returncode:
+            self.path.rmdir()
+            raise RuntimeError(f"cannot mount a tmpfs (root needed): {result.stderr.strip()}")
+
+    def free(self) -> int:
+        stat = os.statvfs(self.path)
+        return stat.f_bavail * stat.f_frsize
+
+    def unmount(self) -> None:
+        subprocess.run(["umount", str(self.path)], capture_output=True, check=False)
+        if os.path.ismount(self.path):
+            subprocess.run(["umount", "-l", str(self.path)], capture_output=True, check=False)
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
 def siblings(path) -> list[str]:
     """Names beside ``path`` that the files engine created (staging, safety and undone copies)."""
     path = Path(path)

@@ -21,10 +21,18 @@ from ansible_collections.mttr.recovery.plugins.module_utils.backup_files import 
     DirectoryTarget,
     MemberChecker,
     _feed,
+    _Inflating,
     exchange,
     tree_digest,
 )
-from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import restore, roll_back, take_backup
+from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import (
+    backup_info,
+    prune_safety_copies,
+    restore,
+    roll_back,
+    safety_copies,
+    take_backup,
+)
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
     MANIFEST,
     BackupError,
@@ -33,6 +41,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
 )
 from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.backup_fixtures import (
     MotoServer,
+    SmallFilesystem,
     build_big_tree,
     build_tree,
     flip_byte,
@@ -192,6 +201,42 @@ def test_second_restore_is_unchanged_and_force_restores_again(scene):
     assert not [name for name in scene.leftovers() if "staging" in name]
 
 
+def test_a_target_changed_after_its_restore_is_restored_again(scene):
+    """'Already holds backup X' is proven from the tree, not taken from the marker beside it."""
+    scene.restore()
+    lost = scene.target / "data" / "row-03.txt"
+    lost.unlink()  # a second data loss after the restore
+    check = scene.restore(check_mode=True)
+    assert check["changed"] is True
+    assert "would restore" in check["msg"]
+    assert not lost.exists()
+    again = scene.restore()
+    assert again["changed"] is True
+    assert scene.digest() == scene.new
+    assert scene.restore()["changed"] is False
+
+    # the same size and mtime, other bytes: still a change
+    row = scene.target / "data" / "row-04.txt"
+    info = row.stat()
+    row.write_text(row.read_text().upper())
+    os.utime(row, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert scene.restore()["changed"] is True
+    assert scene.digest() == scene.new
+    assert scene.restore()["changed"] is False
+
+
+def test_a_marker_without_proof_is_not_trusted(scene):
+    """A marker written before the tree's fingerprint was recorded proves nothing: restore again."""
+    scene.restore()
+    place = DirectoryTarget(str(scene.target))
+    state = place.state()
+    state.pop("fingerprint")
+    place.write_json(place.marker, state)
+    result = scene.restore()
+    assert result["changed"] is True
+    assert scene.restore()["changed"] is False
+
+
 def test_restore_into_a_missing_target(repo, tmp_path):
     source = build_tree(tmp_path / "src", "new")
     take_backup(repo, "files", path=str(source))
@@ -245,6 +290,182 @@ def test_roll_back_with_nothing_to_roll_back(tmp_path):
     assert roll_back("files", check_mode=True, path=str(target))["changed"] is False
     assert tree_digest(target) == digest
     assert siblings(target) == []
+
+
+# ----------------------------------------------------------------------------- safety copies
+
+
+def test_safety_copies_are_listed_and_pruned_keeping_the_newest(scene):
+    results = [scene.restore(force=True) for _attempt in range(3)]
+    made = [result["safety_copy"] for result in results]
+    copies = safety_copies("files", path=str(scene.target))
+    assert [copy["path"] for copy in copies] == made  # oldest first
+    assert [copy["kind"] for copy in copies] == ["pre_restore"] * 3
+    assert [copy["current"] for copy in copies] == [False, False, True]
+    assert all(copy["created"].endswith("Z") for copy in copies)
+    assert backup_info(scene.repo, path=str(scene.target))["safety_copies"] == copies
+
+    check = prune_safety_copies("files", 1, check_mode=True, path=str(scene.target))
+    assert check["changed"] is True
+    assert check["removed"] == made[:2]
+    assert check["kept"] == made[2:]
+    assert check["diff"] == {
+        "before": {"target": str(scene.target), "safety_copies": made},
+        "after": {"target": str(scene.target), "safety_copies": made[2:]},
+    }
+    assert all(os.path.isdir(path) for path in made)
+
+    result = prune_safety_copies("files", 1, path=str(scene.target))
+    assert result["changed"] is True
+    assert result["removed"] == made[:2]
+    assert scene.leftovers() == [os.path.basename(made[2])]
+    again = prune_safety_copies("files", 1, path=str(scene.target))
+    assert again["changed"] is False and again["removed"] == []
+
+    # the copy the last restore made survived: its roll back still works
+    assert roll_back("files", path=str(scene.target))["changed"] is True
+    assert scene.digest() == scene.new  # the forced restores each kept the previous (new) tree
+
+
+def test_pruning_keeps_the_current_copy_and_counts_undone_copies(scene):
+    first = scene.restore()
+    rolled = roll_back("files", path=str(scene.target))
+    second = scene.restore()
+    copies = safety_copies("files", path=str(scene.target))
+    assert [(copy["kind"], copy["current"]) for copy in copies] == [("undone", False), ("pre_restore", True)]
+    assert [copy["path"] for copy in copies] == [rolled["undone_copy"], second["safety_copy"]]
+    assert first["changed"] is True
+
+    # a newer copy than the current one (a clock step, a copy made by hand): the current one is kept
+    newer = Path(f"{scene.target}.mttr-pre-restore-20991231T235959Z-abcdef")
+    newer.mkdir()
+    result = prune_safety_copies("files", 1, path=str(scene.target))
+    assert result["kept"] == [second["safety_copy"]]
+    assert sorted(result["removed"]) == sorted([rolled["undone_copy"], str(newer)])
+    assert scene.leftovers() == [os.path.basename(second["safety_copy"])]
+
+    # keep 0 removes them all, the current one too (roll back then says it is gone)
+    assert prune_safety_copies("files", 0, path=str(scene.target))["removed"] == [second["safety_copy"]]
+    assert scene.leftovers() == []
+    with pytest.raises(BackupError, match=r"its safety copy .* is gone"):
+        roll_back("files", path=str(scene.target))
+    assert scene.digest() == scene.new
+
+
+def test_pruning_removes_read_only_trees_and_half_removed_copies(scene):
+    scene.restore(force=True)
+    last = scene.restore(force=True)
+    copies = safety_copies("files", path=str(scene.target))
+    old = Path(copies[0]["path"])
+    (old / "locked").mkdir()
+    (old / "locked" / "f").write_text("x")
+    (old / "locked").chmod(0o500)
+    half = Path(f"{scene.target}.mttr-removing-20261123T120102Z-abcdef")  # a prune killed half-way
+    half.mkdir()
+    result = prune_safety_copies("files", 1, path=str(scene.target))
+    assert result["removed"] == [str(old)]
+    assert scene.leftovers() == [os.path.basename(last["safety_copy"])]
+
+
+def test_safety_copies_of_a_target_without_any(tmp_path):
+    target = build_tree(tmp_path / "app", "old")
+    assert safety_copies("files", path=str(target)) == []
+    result = prune_safety_copies("files", 1, path=str(target))
+    assert result["changed"] is False
+    (tmp_path / "app.mttr-pre-restore-not-a-stamp").mkdir()  # not one of ours: never touched
+    (tmp_path / "other.mttr-pre-restore-20261123T120102Z-abcdef").mkdir()
+    assert safety_copies("files", path=str(target)) == []
+    assert prune_safety_copies("files", 0, path=str(target))["removed"] == []
+    assert (tmp_path / "app.mttr-pre-restore-not-a-stamp").is_dir()
+
+
+def test_a_failure_after_a_clean_up_still_says_it_changed(scene):
+    target = DirectoryTarget(str(scene.target))
+    staging = target.sibling("staging", scene.backup["id"])
+    os.mkdir(staging)
+    flip_byte(scene.repo, scene.backup["id"], "files.tar.gz")
+    with pytest.raises(BackupError, match="the backup is corrupt") as raised:
+        scene.restore()
+    assert raised.value.result["changed"] is True
+    assert raised.value.result["recovered"] == [f"removed the leftover staging directory {staging}"]
+    assert scene.digest() == scene.old
+
+
+def test_check_mode_restore_says_how_long_it_took(scene):
+    result = scene.restore(check_mode=True)
+    assert isinstance(result["duration_s"], float)
+    scene.restore()
+    assert isinstance(scene.restore()["duration_s"], float)
+
+
+# ----------------------------------------------------------------------------- a full disk
+
+
+@pytest.fixture
+def small_fs():
+    try:
+        filesystem = SmallFilesystem(4)
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    yield filesystem
+    filesystem.unmount()
+
+
+def big_source(tmp_path, megabytes=6):
+    source = tmp_path / "big"
+    (source / "blobs").mkdir(parents=True)
+    for index in range(megabytes):
+        (source / "blobs" / f"blob-{index}.bin").write_bytes(os.urandom(1024 * 1024))
+    (source / "small.txt").write_text("small")
+    return source
+
+
+def test_a_restore_the_disk_has_no_room_for_is_refused_before_it_starts(repo, tmp_path, small_fs):
+    source = big_source(tmp_path)
+    backup = take_backup(repo, "files", path=str(source))["backup"]
+    assert backup["artifacts"][0]["unpacked_size"] >= 6 * 1024 * 1024
+    target = build_tree(small_fs.path / "app", "old")
+    digest = tree_digest(target)
+    for check_mode in (True, False):
+        with pytest.raises(BackupError) as raised:
+            restore(repo, "files", path=str(target), check_mode=check_mode)
+        message = str(raised.value)
+        assert f"not enough space on {small_fs.path} (tmpfs)" in message, message
+        assert "MiB needed" in message and "MiB free" in message
+        assert "nothing was changed" in message
+        assert "\n" not in message
+    assert tree_digest(target) == digest
+    assert siblings(target) == []
+
+
+def without_unpacked_size(repo, backup):
+    artifact = {k: v for k, v in backup["artifacts"][0].items() if k != "unpacked_size"}
+    repo.write_manifest(backup["id"], dict(backup, artifacts=[artifact]))
+
+
+@pytest.mark.parametrize("how", ["check disabled", "older manifest"])
+def test_a_disk_that_fills_up_during_the_restore_is_reported_as_full(repo, tmp_path, small_fs, how):
+    source = big_source(tmp_path)
+    backup = take_backup(repo, "files", path=str(source))["backup"]
+    options = {}
+    if how == "check disabled":
+        options["check_free_space"] = False
+    else:
+        without_unpacked_size(repo, backup)
+    target = build_tree(small_fs.path / "app", "old")
+    digest = tree_digest(target)
+    with pytest.raises(BackupError) as raised:
+        restore(repo, "files", path=str(target), **options)
+    message = str(raised.value)
+    assert f"{small_fs.path} (tmpfs) is full" in message, message
+    assert "No space left on device" in message  # tar's own error lines
+    assert "Exiting with failure status" not in message
+    assert "MiB needed" in message and "MiB were free" in message
+    assert "the target is untouched" in message
+    assert "\n" not in message
+    assert tree_digest(target) == digest
+    assert siblings(target) == []
+    assert small_fs.free() > 3 * 1024 * 1024  # the staging directory is gone
 
 
 def test_take_backup_check_mode_and_refusals(repo, tmp_path):
@@ -473,7 +694,7 @@ def test_no_byte_of_an_unchecked_member_reaches_the_extractor(unsafe):
     archive = tar_gz([member("ok.txt", data=big), unsafe, member("after.txt", data=b"never")])
     extractor = RecordingExtractor()
     with pytest.raises(BackupError, match="refused"):
-        _feed(HashingReader(io.BytesIO(archive)), extractor, "gzip")
+        _feed(_Inflating(HashingReader(io.BytesIO(archive)), "gzip"), extractor)
     passed = extractor.stdin.getvalue()
     assert big in passed  # the checked member went through whole
     assert unsafe[0].name.encode() not in passed and b"after.txt" not in passed

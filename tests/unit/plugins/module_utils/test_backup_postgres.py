@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 
 import psycopg
 import pytest
 
-from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import restore, roll_back, take_backup
+from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import (
+    backup_info,
+    prune_safety_copies,
+    restore,
+    roll_back,
+    safety_copies,
+    take_backup,
+)
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_postgres import STAGING_INFIX, PostgresTarget
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import BackupError, LocalRepository
 from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.backup_fixtures import (
     PG_BIN,
     MotoServer,
     PostgresServer,
+    SmallFilesystem,
     flip_byte,
     remove_raw,
     store_backup,
@@ -115,8 +129,11 @@ def test_backup_restore_and_roll_back(pg, repo, shop, tmp_path):
     assert rows(pg, safety, "customers") == 2
     assert staging_databases(pg, shop) == []
     assert list(work.iterdir()) == []  # the dump's work directory is gone
-    assert comment(pg, shop) == f"mttr: backup_id={manifest['id']} safety_copy={safety}"
-    assert target.state() == {
+    state = target.state()
+    fingerprint = state.pop("fingerprint")
+    assert len(fingerprint) == 32
+    assert comment(pg, shop) == f"mttr: backup_id={manifest['id']} fingerprint={fingerprint} safety_copy={safety}"
+    assert state == {
         "backup_id": manifest["id"],
         "safety_copy": safety,
         "rolled_back": False,
@@ -151,6 +168,7 @@ def test_forced_restores_in_quick_succession(pg, shop, tmp_path):
     repo = LocalRepository(tmp_path / "repo")
     target = pg.target(shop)
     backup_of(repo, pg, shop)
+    pg.query(shop, "DELETE FROM orders WHERE id > 200")
     first = restore(repo, "postgres", run=run_process, target=target)
     pg.query(shop, "DELETE FROM orders WHERE id > 10")
     second = restore(repo, "postgres", run=run_process, target=target, force=True)
@@ -158,9 +176,10 @@ def test_forced_restores_in_quick_succession(pg, shop, tmp_path):
     assert second["safety_copy"] != first["safety_copy"]
     assert rows(pg, shop) == ROWS
     assert rows(pg, second["safety_copy"]) == 10
-    assert rows(pg, first["safety_copy"]) == ROWS
+    assert rows(pg, first["safety_copy"]) == 200
+    assert restore(repo, "postgres", run=run_process, target=target, force=True)["changed"] is True
     rolled = roll_back("postgres", target=target)
-    assert rows(pg, shop) == 10
+    assert rows(pg, shop) == ROWS
     assert rows(pg, rolled["undone_copy"]) == ROWS
 
 
@@ -201,9 +220,10 @@ def test_missing_dump_is_refused(pg, repo, shop):
     target = pg.target(shop)
     manifest = backup_of(repo, pg, shop)
     remove_raw(repo, manifest["id"], f"{shop}.dump")
+    pg.query(shop, "DELETE FROM orders WHERE id > 100")
     with pytest.raises(BackupError, match=f"artifact {shop}.dump is missing"):
         restore(repo, "postgres", run=run_process, target=target)
-    assert rows(pg, shop) == ROWS
+    assert rows(pg, shop) == 100
     assert staging_databases(pg, shop) == []
 
 
@@ -276,3 +296,227 @@ def test_backup_refusals(pg, tmp_path):
     with pytest.raises(BackupError, match=f"cannot connect to PostgreSQL at 127.0.0.1:{pg.port}"):
         take_backup(repo, "postgres", run=run_process, target=wrong)
     assert repo.list_ids() == []
+
+
+# ----------------------------------------------------------------------------- proof, safety copies, work dirs
+
+
+def test_a_second_data_loss_is_restored_again(pg, repo, shop):
+    """'Already holds backup X' is proven from the data, not taken from the database's comment."""
+    target = pg.target(shop)
+    backup_of(repo, pg, shop)
+    pg.query(shop, "DROP TABLE orders")
+    assert restore(repo, "postgres", run=run_process, target=target)["changed"] is True
+    assert rows(pg, shop) == ROWS
+
+    pg.query(shop, "DROP TABLE orders")  # the same loss again: the comment still names the backup
+    check = restore(repo, "postgres", check_mode=True, run=run_process, target=target)
+    assert check["changed"] is True
+    assert "would restore" in check["msg"]
+    assert rows(pg, shop) is None
+    again = restore(repo, "postgres", run=run_process, target=target)
+    assert again["changed"] is True
+    assert rows(pg, shop) == ROWS
+    unchanged = restore(repo, "postgres", run=run_process, target=target)
+    assert unchanged["changed"] is False
+    assert "already holds backup" in unchanged["msg"]
+
+    for change in (
+        "INSERT INTO orders VALUES (100000, 'late order')",
+        "UPDATE customers SET name = 'ada lovelace' WHERE id = 1",
+        "CREATE INDEX customers_name ON customers (name)",
+        "ALTER TABLE customers ADD COLUMN email text",
+    ):
+        pg.query(shop, change)
+        assert restore(repo, "postgres", check_mode=True, run=run_process, target=target)["changed"] is True, change
+        assert restore(repo, "postgres", run=run_process, target=target)["changed"] is True, change
+        assert restore(repo, "postgres", run=run_process, target=target)["changed"] is False, change
+
+
+def test_a_comment_without_proof_is_not_trusted(pg, shop, tmp_path):
+    """A backup taken by an older version has no fingerprint: the restored database's own is recorded."""
+    repo = LocalRepository(tmp_path / "repo")
+    target = pg.target(shop)
+    manifest = backup_of(repo, pg, shop)
+    artifact = {k: v for k, v in manifest["artifacts"][0].items() if k != "fingerprint"}
+    repo.write_manifest(manifest["id"], dict(manifest, artifacts=[artifact]))
+    assert restore(repo, "postgres", run=run_process, target=target)["changed"] is True
+    assert target.state()["fingerprint"]
+    assert restore(repo, "postgres", run=run_process, target=target)["changed"] is False
+    pg.query("postgres", f"COMMENT ON DATABASE {shop} IS 'mttr: backup_id={manifest['id']}'")
+    assert restore(repo, "postgres", run=run_process, target=target)["changed"] is True
+    assert restore(repo, "postgres", run=run_process, target=target)["changed"] is False
+
+
+def test_a_database_that_equals_the_backup_needs_no_restore(pg, shop, tmp_path):
+    """The backup records its data's fingerprint: a database never restored but holding that data is unchanged."""
+    repo = LocalRepository(tmp_path / "repo")
+    target = pg.target(shop)
+    manifest = backup_of(repo, pg, shop)
+    assert len(manifest["artifacts"][0]["fingerprint"]) == 32
+    databases = pg.databases()
+    result = restore(repo, "postgres", run=run_process, target=target)
+    assert result["changed"] is False
+    assert pg.databases() == databases
+    pg.query(shop, "DELETE FROM customers")
+    assert restore(repo, "postgres", run=run_process, target=target)["changed"] is True
+    assert rows(pg, shop, "customers") == 2
+
+
+def test_safety_copies_are_listed_and_pruned(pg, shop, tmp_path):
+    repo = LocalRepository(tmp_path / "repo")
+    target = pg.target(shop)
+    backup_of(repo, pg, shop)
+    made = [
+        restore(repo, "postgres", run=run_process, target=target, force=True)["safety_copy"] for _attempt in range(3)
+    ]
+    copies = safety_copies("postgres", target=target)
+    assert [copy["database"] for copy in copies] == made
+    assert [copy["current"] for copy in copies] == [False, False, True]
+    assert [copy["kind"] for copy in copies] == ["pre_restore"] * 3
+    assert backup_info(repo, target=target)["safety_copies"] == copies
+
+    check = prune_safety_copies("postgres", 1, check_mode=True, target=target)
+    assert check["changed"] is True and check["removed"] == made[:2]
+    assert all(name in pg.databases() for name in made)
+    session = pg.connect(made[0])  # a session on a copy does not stop its removal
+    try:
+        result = prune_safety_copies("postgres", 1, target=target)
+    finally:
+        session.close()
+    assert result["removed"] == made[:2]
+    assert [name for name in pg.databases() if name.startswith(f"{shop}__")] == made[2:]
+    assert prune_safety_copies("postgres", 1, target=target)["changed"] is False
+    rolled = roll_back("postgres", target=target)
+    assert rolled["changed"] is True
+    assert [copy["kind"] for copy in safety_copies("postgres", target=target)] == ["undone"]
+    assert pg.target("other_db").state() == {} and safety_copies("postgres", target=pg.target("nope")) == []
+
+
+CHILD = """
+import json, sys
+from ansible_collections.mttr.recovery.plugins.module_utils.backup_common import make_repository
+from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import restore
+from ansible_collections.mttr.recovery.plugins.module_utils.backup_postgres import PostgresTarget
+from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import run_process
+
+options, target, tmp_dir = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+print("ready", flush=True)
+restore(make_repository(options), "postgres", run=run_process, target=PostgresTarget(**target), tmp_dir=tmp_dir)
+"""
+
+
+def test_a_killed_restore_leaves_no_work_directory_behind(pg, moto, shop, tmp_path):
+    repo = moto.repository()
+    target = pg.target(shop)
+    with pg.connect(shop) as conn:  # a dump big enough to be caught while pg_restore runs
+        conn.execute("INSERT INTO orders SELECT g, repeat(md5(g::text), 20) FROM generate_series(1000, 60000) g")
+    backup_of(repo, pg, shop)
+    pg.query(shop, "DELETE FROM orders WHERE id > 10")
+    work = tmp_path / "work"
+    work.mkdir()
+    options = moto.options(repo.bucket, prefix=repo.prefix)
+    spec = {"database": shop, "port": pg.port, "user": pg.user, "password": pg.password, "pg_bin": str(PG_BIN)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, json.dumps(options), json.dumps(spec), str(work)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and child.poll() is None and not staging_databases(pg, shop):
+            time.sleep(0.005)
+        assert child.poll() is None, child.stderr.read()
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate(timeout=30)
+    left = [path.name for path in work.iterdir()]
+    assert [name for name in left if name.startswith("mttr-restore-")], left
+
+    result = restore(repo, "postgres", run=run_process, target=target, tmp_dir=str(work))
+    assert result["changed"] is True
+    assert list(work.iterdir()) == []
+    assert any(line.startswith("removed the work directory of a killed restore") for line in result["recovered"])
+    assert any(line.startswith("dropped the leftover staging database") for line in result["recovered"])
+    assert rows(pg, shop) == ROWS + 59001
+
+    # a restore from a local repository needs no work directory at all
+    local = LocalRepository(tmp_path / "repo")
+    backup_of(local, pg, shop)
+    restore(local, "postgres", run=run_process, target=target, tmp_dir=str(work), force=True)
+    assert list(work.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- a full disk
+
+
+@pytest.fixture
+def small_tablespace(pg):
+    """A tablespace on a 20 MiB tmpfs, and a database in it holding little (an empty one takes ~7.5 MiB)."""
+    try:
+        filesystem = SmallFilesystem(20, owner="postgres")
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    name = f"small_{uuid.uuid4().hex[:8]}"
+    try:
+        pg.query("postgres", f"CREATE TABLESPACE {name} LOCATION '{filesystem.path}'")
+        pg.query("postgres", f"CREATE DATABASE {name} TABLESPACE {name}")
+        with pg.connect(name) as conn:
+            conn.execute("CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL)")
+            conn.execute("INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 10) g")
+        yield name, filesystem
+    finally:
+        with pg.connect() as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            for (other,) in conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (name,)):
+                conn.execute(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)')
+            conn.execute(f"DROP TABLESPACE IF EXISTS {name}")
+        filesystem.unmount()
+
+
+@pytest.fixture
+def big_backup(pg, tmp_path):
+    """A backup of a database of ~24 MiB (a small, compressible dump)."""
+    name = f"big_{uuid.uuid4().hex[:8]}"
+    pg.create_database(name)
+    with pg.connect(name) as conn:
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY, item text NOT NULL)")
+        conn.execute("INSERT INTO orders SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 50000) g")
+    repo = LocalRepository(tmp_path / "repo")
+    manifest = take_backup(repo, "postgres", run=run_process, target=pg.target(name), source_name="orders")["backup"]
+    pg.query("postgres", f"DROP DATABASE {name}")
+    return repo, manifest
+
+
+def test_a_restore_the_tablespace_has_no_room_for_is_refused_before_it_starts(pg, small_tablespace, big_backup):
+    name, filesystem = small_tablespace
+    repo, manifest = big_backup
+    assert manifest["artifacts"][0]["database_size"] > filesystem.free()
+    databases = pg.databases()
+    for check_mode in (True, False):
+        with pytest.raises(BackupError) as raised:
+            restore(repo, "postgres", check_mode=check_mode, run=run_process, target=pg.target(name))
+        message = str(raised.value)
+        assert f"not enough space on {filesystem.path} (tmpfs)" in message, message
+        assert "MiB needed" in message and "nothing was changed" in message
+    assert pg.databases() == databases
+    assert rows(pg, name) == 10
+
+
+def test_a_tablespace_that_fills_up_during_the_restore_is_reported_as_full(pg, small_tablespace, big_backup):
+    name, filesystem = small_tablespace
+    repo, _manifest = big_backup
+    databases = pg.databases()
+    with pytest.raises(BackupError) as raised:
+        restore(repo, "postgres", run=run_process, target=pg.target(name), check_free_space=False)
+    message = str(raised.value)
+    assert f"{filesystem.path} (tmpfs) is full" in message, message
+    assert "No space left on device" in message  # PostgreSQL's own error
+    assert "MiB needed" in message and "the target is untouched" in message
+    assert "\n" not in message
+    assert pg.databases() == databases
+    assert rows(pg, name) == 10
+    assert staging_databases(pg, name) == []

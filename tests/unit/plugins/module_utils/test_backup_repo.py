@@ -11,14 +11,18 @@ import re
 
 import pytest
 
+from ansible_collections.mttr.recovery.plugins.module_utils.backup_common import resolve_key
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import (
     backup_info,
+    find_backup,
     prune,
     prune_plan,
+    restore,
     take_backup,
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
     MANIFEST,
+    AuthenticationError,
     BackupError,
     HashingWriter,
     LocalRepository,
@@ -245,7 +249,7 @@ def test_delete(repo):
     doomed = store_backup(repo, "files", {"files.tar.gz": b"doomed", "more.bin": b"x"}, created=T0)
     repo.delete(doomed["id"])
     assert repo.list_ids() == [keep["id"]]
-    with pytest.raises(BackupError, match="has no manifest"):
+    with pytest.raises(BackupError, match="does not exist"):
         repo.manifest(doomed["id"])
     assert not repo.exists(doomed["id"], "more.bin")
     assert repo.verify(keep["id"]) == keep
@@ -376,10 +380,33 @@ def test_select_refusals(repo, three):
     with pytest.raises(BackupError, match="no complete files backup of elsewhere in"):
         select_backup(repo, kind="files", source="elsewhere")
     missing = new_backup_id("files", T0)
-    with pytest.raises(BackupError, match=f"backup {missing} in .* has no manifest"):
+    with pytest.raises(BackupError, match=f"backup {missing} does not exist in "):
         select_backup(repo, kind="files", backup_id=missing)
     with pytest.raises(BackupError, match="cannot read 'soon' as a time: use ISO 8601"):
         select_backup(repo, kind="files", latest_before="soon")
+
+
+def test_a_backup_id_that_does_not_exist_is_named_with_the_nearest_ones(repo, three):
+    """A well-formed id with nothing stored under it does not exist: it is not 'incomplete (interrupted?)'."""
+    between = new_backup_id("files", T0 + datetime.timedelta(days=1, hours=6))
+    with pytest.raises(BackupError) as raised:
+        select_backup(repo, kind="files", backup_id=between)
+    message = str(raised.value)
+    assert message.startswith(f"backup {between} does not exist in "), message
+    assert "incomplete" not in message and "interrupted" not in message
+    assert f"nearest: {three[1]['id']} (older), {three[2]['id']} (newer)" in message
+    newest = sorted(i for i in repo.list_ids() if "-files-" in i)[-1]
+    assert f"newest: {newest}" in message
+    assert "\n" not in message
+
+    with pytest.raises(BackupError, match=r"does not exist in .*; it holds no other backups at all"):
+        select_backup(repo, backup_id=new_backup_id("other"))
+
+
+def test_a_backup_with_artifacts_but_no_manifest_is_still_incomplete(repo, three):
+    incomplete = [i for i in repo.list_ids() if i not in {m["id"] for m in three} and "-files-" in i]
+    with pytest.raises(BackupError, match="has no manifest: it is incomplete"):
+        select_backup(repo, kind="files", backup_id=incomplete[0])
 
 
 def test_select_in_an_empty_repository(repo):
@@ -457,3 +484,145 @@ def test_take_backup_applies_retention(local_repo, tmp_path):
     assert sorted(local_repo.list_ids()) == sorted(r["backup"]["id"] for r in results[1:])
     for result in results[1:]:
         assert local_repo.verify(result["backup"]["id"]) == result["backup"]
+
+
+# ----------------------------------------------------------------------------- authenticated manifests
+
+KEY = "mttr-unit-test-repository-key-3f9a01"
+OTHER_KEY = "a-different-repository-key-77c2e0"
+
+
+def signed_backup(repo, tmp_path, name="src", text="data"):
+    source = tmp_path / name
+    source.mkdir(exist_ok=True)
+    (source / "a.txt").write_text(text)
+    return take_backup(repo.use_key(KEY), "files", path=str(source), source_name="app")["backup"]
+
+
+def test_a_signed_manifest_verifies_with_its_key(repo, tmp_path):
+    manifest = signed_backup(repo, tmp_path)
+    auth = manifest["authentication"]
+    assert auth["alg"] == "hmac-sha256" and len(auth["hmac"]) == 64 and auth["key_id"]
+    raw = repo.read_bytes(manifest["id"], MANIFEST)
+    assert KEY.encode() not in raw
+    assert repo.manifest(manifest["id"]) == manifest
+    assert select_backup(repo, kind="files")["id"] == manifest["id"]
+    info = backup_info(repo, verify="full")
+    assert [entry["status"] for entry in info["backups"]] == ["verified"]
+    assert info["backups"][0]["authenticated"] is True
+    assert repo.warnings == []
+
+
+def tamper_rehashed(repo, manifest):
+    """Replace the artifact and fix its size and sha256 in the manifest, keeping the old HMAC (no key needed)."""
+    forged = b"forged archive bytes"
+    name = manifest["artifacts"][0]["name"]
+    put_raw(repo, manifest["id"], name, forged)
+    artifact = dict(manifest["artifacts"][0], size=len(forged), sha256=hashlib.sha256(forged).hexdigest())
+    forged_manifest = dict(manifest, artifacts=[artifact], size=len(forged))
+    put_raw(repo, manifest["id"], MANIFEST, json.dumps(forged_manifest).encode())
+
+
+def test_a_tampered_manifest_rehashed_is_refused(repo, tmp_path):
+    older = signed_backup(repo, tmp_path, "older", "older data")
+    manifest = signed_backup(repo, tmp_path)
+    tamper_rehashed(repo, manifest)
+    with pytest.raises(AuthenticationError, match=f"backup {manifest['id']}: its manifest's HMAC does not verify"):
+        repo.manifest(manifest["id"])
+    target = tmp_path / "target"
+    with pytest.raises(AuthenticationError, match="HMAC does not verify"):
+        restore(repo, "files", path=str(target), backup=manifest["id"])
+    assert not target.exists()
+    # latest skips it, and says so
+    assert select_backup(repo, kind="files")["id"] == older["id"]
+    info = backup_info(repo, verify="full")
+    statuses = {entry["id"]: entry["status"] for entry in info["backups"]}
+    assert statuses == {older["id"]: "verified", manifest["id"]: "unauthenticated"}
+    assert info["latest"] == older["id"]
+    result = restore(repo, "files", path=str(target))
+    assert result["backup_id"] == older["id"]
+    assert any(manifest["id"] in warning and "skipped" in warning for warning in result["warnings"])
+
+
+def test_a_manifest_signed_with_another_key_is_refused(repo, tmp_path):
+    manifest = signed_backup(repo, tmp_path)
+    repo.use_key(OTHER_KEY)
+    with pytest.raises(AuthenticationError) as raised:
+        repo.manifest(manifest["id"])
+    message = str(raised.value)
+    assert "signed with another key" in message
+    assert manifest["authentication"]["key_id"] in message
+    assert KEY not in message and OTHER_KEY not in message
+
+
+def test_an_unsigned_manifest_is_refused_when_a_key_is_given(repo):
+    manifest = store_backup(repo, "files", {"files.tar.gz": b"data"})
+    repo.use_key(KEY)
+    with pytest.raises(AuthenticationError, match="has no HMAC: it cannot be authenticated with the repository key"):
+        repo.manifest(manifest["id"])
+    with pytest.raises(BackupError, match=r"no complete files backup .*\(1 .*unauthenticated"):
+        select_backup(repo, kind="files")
+    repo.use_key(KEY, allow_unauthenticated=True)
+    assert repo.manifest(manifest["id"])["id"] == manifest["id"]
+    assert any("has no HMAC" in warning for warning in repo.warnings)
+
+
+def test_a_signed_manifest_read_without_a_key_cannot_be_authenticated(repo, tmp_path):
+    manifest = signed_backup(repo, tmp_path)
+    repo.use_key(None)
+    with pytest.raises(AuthenticationError, match=r"is signed .* but no repository key was given: it cannot be"):
+        repo.manifest(manifest["id"])
+    repo.use_key(None, allow_unauthenticated=True)
+    assert repo.manifest(manifest["id"])["id"] == manifest["id"]
+    assert any("not authenticated" in warning for warning in repo.warnings)
+
+
+def test_a_stripped_hmac_is_refused_with_the_key(repo, tmp_path):
+    manifest = signed_backup(repo, tmp_path)
+    stripped = {key: value for key, value in manifest.items() if key != "authentication"}
+    put_raw(repo, manifest["id"], MANIFEST, json.dumps(stripped).encode())
+    with pytest.raises(AuthenticationError, match="has no HMAC"):
+        repo.manifest(manifest["id"])
+
+
+def test_every_field_of_the_manifest_is_covered(repo, tmp_path):
+    manifest = signed_backup(repo, tmp_path)
+    for change in ({"tags": {"reason": "forged"}}, {"created": "2020-01-01T00:00:00Z"}, {"source": {"name": "x"}}):
+        put_raw(repo, manifest["id"], MANIFEST, json.dumps(dict(manifest, **change)).encode())
+        with pytest.raises(AuthenticationError, match="HMAC does not verify"):
+            repo.manifest(manifest["id"])
+    put_raw(repo, manifest["id"], MANIFEST, json.dumps(manifest).encode())
+    assert repo.manifest(manifest["id"]) == manifest
+
+
+def test_resolve_key(tmp_path):
+    assert resolve_key(None, None, {}) is None
+    assert resolve_key(KEY, None, {}) == KEY.encode()
+    assert resolve_key(None, None, {"MTTR_BACKUP_KEY": KEY}) == KEY.encode()
+    key_file = tmp_path / "backup.key"
+    key_file.write_text(KEY + "\n")
+    assert resolve_key(None, str(key_file), {"MTTR_BACKUP_KEY": OTHER_KEY}) == KEY.encode()
+    assert resolve_key(KEY, None, {"MTTR_BACKUP_KEY": OTHER_KEY}) == KEY.encode()
+    with pytest.raises(BackupError, match=r"cannot read repository_key_file .*nowhere"):
+        resolve_key(None, str(tmp_path / "nowhere"), {})
+    with pytest.raises(BackupError, match="too short: use at least 16") as raised:
+        resolve_key("abc123", None, {})
+    assert "abc123" not in str(raised.value)
+
+
+def test_finding_a_backup_refuses_unauthentic_ones(repo, tmp_path):
+    """What the backup lookup runs: the newest authentic backup, or why there is none."""
+    older = signed_backup(repo, tmp_path, "older", "older data")
+    newer = signed_backup(repo, tmp_path)
+    tamper_rehashed(repo, newer)
+    assert find_backup(repo.use_key(KEY), kind="files") == older["id"]
+    assert find_backup(repo.use_key(KEY), kind="files", verify="full") == older["id"]
+    with pytest.raises(BackupError, match=r"no complete backup matches .*unauthenticated.*cannot be authenticated"):
+        find_backup(repo.use_key(None))
+    with pytest.raises(BackupError) as raised:
+        find_backup(repo.use_key(OTHER_KEY))
+    assert "signed with another key" in str(raised.value) and OTHER_KEY not in str(raised.value)
+    # allowed unauthenticated, the hashes alone decide: the re-hashed forgery passes them
+    assert find_backup(repo.use_key(None, allow_unauthenticated=True)) == newer["id"]
+    with pytest.raises(BackupError, match="no verified backup matches"):
+        find_backup(repo.use_key(KEY), latest_before=older["created"], verify="full")
