@@ -58,6 +58,28 @@ options:
         C(pg_dump -Fc).
     type: str
     choices: [files, postgres]
+  repository_key:
+    description:
+      - A secret key (at least 16 bytes) that authenticates the repository's manifests. A backup taken with a
+        key carries an HMAC-SHA256 over its whole manifest; reading with the key refuses a manifest whose
+        HMAC does not verify (changed after it was written, even with its hashes recomputed, or signed with
+        another key) and one without an HMAC.
+      - Without a key, a signed manifest cannot be authenticated and is refused unless
+        O(allow_unauthenticated=true); unsigned manifests are read on their hashes alone, as before.
+      - Defaults to the first line of O(repository_key_file), else the E(MTTR_BACKUP_KEY) environment variable.
+        The key never appears in results or logs.
+    type: str
+  repository_key_file:
+    description:
+      - A file whose first line is the repository key (see O(repository_key)). Keep it mode 0600.
+    type: path
+  allow_unauthenticated:
+    description:
+      - Use a manifest that cannot be authenticated on its hashes alone, with a warning - a signed one read
+        without a key, or an unsigned one read with a key (backups taken before a key was set).
+      - A manifest whose HMAC does not verify is refused whatever this says.
+    type: bool
+    default: false
 requirements:
   - boto3 on the host, for S3 repositories
   - psycopg >= 3.1 and PostgreSQL's client tools (pg_dump, pg_restore) on the host, for kind postgres

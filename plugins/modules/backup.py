@@ -17,6 +17,12 @@ description:
     repository as it is produced; C(postgres) runs C(pg_dump -Fc).
   - Retention deletes the oldest backups of the same kind and source beyond O(keep_count) or older
     than O(keep_days), never the one just taken.
+  - Every run takes a new backup, so it always reports a change (in check mode too, with the plan).
+  - C(files) records the unpacked size of the archive, C(postgres) the database's size and a
+    fingerprint of its data (taken in the same snapshot as the dump). A restore checks free space
+    with the first, and leaves alone a database that already holds the data with the second.
+  - With a repository key (O(repository_key)), the manifest carries an HMAC-SHA256 over its whole
+    content, so a reader with the key can tell it was written by a key holder and not changed since.
 extends_documentation_fragment:
   - mttr.recovery.backup
   - mttr.recovery.backup.postgres
@@ -95,7 +101,10 @@ backup:
     kind: postgres
     source: {name: orders, database: orders, host: db1}
     size: 104857600
-    artifacts: [{name: orders.dump, size: 104857600, sha256: "9f86d0...", format: custom}]
+    artifacts:
+      - {name: orders.dump, size: 104857600, sha256: "9f86d0...", format: custom, database_size: 524288000,
+         fingerprint: 0f4fd598e62db45f401e825ebeb755cb}
+    authentication: {alg: hmac-sha256, key_id: 3a7bd3e2360a3d29, hmac: "5e8848..."}
 pruned:
   description: Ids of the backups retention deleted (or would delete).
   returned: always
@@ -105,6 +114,11 @@ duration_s:
   description: Seconds the backup took.
   returned: when a backup was taken
   type: float
+recovered:
+  description: Work directories of killed backups and restores that were removed (postgres).
+  returned: always
+  type: list
+  elements: str
 """
 
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_common import (
@@ -154,7 +168,7 @@ def main():
         )
     except backup_errors() as exc:
         module.fail_backup(exc)
-    module.exit_json(**result)
+    module.exit_backup(result)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: backup_restore
-short_description: Restore a verified backup safely, or roll a restore back
+short_description: Restore a verified backup safely, roll a restore back, or prune its safety copies
 version_added: 0.1.0
 author: mttr.recovery developers (@mttr-recovery)
 description:
   - Selects a backup by id, the latest, or the latest created before a time, and refuses one whose
     manifest is missing or whose artifact does not match the manifest's size and sha256. The
-    checksum is computed while the backup streams in, not by a second read.
+    checksum is computed while the backup streams in, not by a second read. With a repository key
+    the manifest's HMAC must verify too (see O(repository_key)).
+  - Before anything is written, refuses a restore the disk has no room for (the files' unpacked size,
+    or the database's size when it was backed up, against the free space of the filesystem it goes
+    to; see O(check_free_space)). A disk that fills up anyway is reported as full, with the
+    filesystem, what was needed and what was free; the target is left as it was.
   - C(files) extracts into a staging directory beside the target (refusing absolute paths, C(..),
     links leaving the tree and special files) and swaps it in with one atomic exchange; the previous
     tree is kept as the pre-restore safety copy.
@@ -23,8 +28,16 @@ description:
     new; the next run finishes or discards it and says so in RV(recovered).
   - O(state=rolled_back) undoes the last restore of the target by putting its safety copy back; the
     undone state is kept too.
-  - Restoring the backup the target already holds (recorded beside the directory, or as the
-    database's comment) changes nothing unless O(force=true).
+  - O(state=pruned) removes the target's safety copies (pre-restore and undone) beyond
+    O(keep_safety_copies), keeping the copy the last restore made first, then the newest. Run it once
+    a restore was validated; the M(mttr.recovery.backup_restore) role does. Restoring alone never
+    removes a copy.
+  - Restoring the backup the target already holds changes nothing unless O(force=true). That is
+    proven from the data, never from the marker beside the directory or the database's comment
+    alone. A directory must be untouched since that backup was restored into it (the metadata of
+    every entry, change times included, as recorded then). A database must have the fingerprint
+    (its schema and a hash of every table's rows) it had when that backup was restored into it, or
+    the one the backup recorded of its source; the rows are read only when the schema matches.
 extends_documentation_fragment:
   - mttr.recovery.backup
   - mttr.recovery.backup.postgres
@@ -32,10 +45,25 @@ options:
   kind:
     required: true
   state:
-    description: C(restored) restores a backup; C(rolled_back) undoes the last restore.
+    description:
+      - C(restored) restores a backup; C(rolled_back) undoes the last restore; C(pruned) removes the
+        safety copies beyond O(keep_safety_copies).
     type: str
-    choices: [restored, rolled_back]
+    choices: [restored, rolled_back, pruned]
     default: restored
+  keep_safety_copies:
+    description:
+      - (O(state=pruned)) How many safety copies of the target to keep. The one the last restore made
+        is kept first (O(state=rolled_back) needs it), then the newest. C(0) removes them all.
+    type: int
+    default: 1
+  check_free_space:
+    description:
+      - Refuse a restore whose target filesystem has less free space than the manifest says it needs
+        (for postgres, when the server's data directory or tablespace is on this host). Set to false
+        when that estimate is known to be too high, e.g. a database with much bloat when it was backed up.
+    type: bool
+    default: true
   path:
     description: (files) The directory to restore. Required for O(kind=files).
     type: path
@@ -66,7 +94,7 @@ attributes:
     description: Reports which backup would be restored and what would be replaced; reads manifests only.
   diff_mode:
     support: full
-    description: Before and after name the backup the target holds.
+    description: Before and after name the backup the target holds, or (O(state=pruned)) its safety copies.
 """
 
 EXAMPLES = r"""
@@ -97,6 +125,16 @@ EXAMPLES = r"""
     kind: files
     path: /srv/checkout/shared/uploads
     state: rolled_back
+    repository:
+      type: local
+      path: /var/backups/mttr
+
+- name: Once the restore validated, keep only the safety copy it made
+  mttr.recovery.backup_restore:
+    kind: files
+    path: /srv/checkout/shared/uploads
+    state: pruned
+    keep_safety_copies: 1
     repository:
       type: local
       path: /var/backups/mttr
@@ -136,12 +174,37 @@ verification:
   returned: when O(state=restored)
   type: str
 duration_s:
-  description: Seconds the restore took.
-  returned: when something was restored
+  description: Seconds the restore (or, in check mode, the plan) took.
+  returned: when O(state=restored)
   type: float
+space:
+  description:
+    - The free space checked before the restore; null when nothing was to be restored or O(check_free_space=false).
+  returned: when O(state=restored)
+  type: dict
+  contains:
+    checked:
+      description: Each filesystem checked - its mount point, type, free and needed bytes.
+      type: list
+      elements: dict
+    not_checked:
+      description: Why the space could not be checked (e.g. a remote database server), or null.
+      type: str
 recovered:
-  description: What was done about an earlier, interrupted restore of the same target.
-  returned: when something was restored or rolled back
+  description:
+    - What was done about an earlier, interrupted restore of the same target (leftover staging
+      directories or databases, work directories of killed restores) or an interrupted prune.
+  returned: when something was restored, rolled back or pruned
+  type: list
+  elements: str
+removed:
+  description: The safety copies removed (or, in check mode, that would be), paths or database names.
+  returned: when O(state=pruned)
+  type: list
+  elements: str
+kept:
+  description: The safety copies kept.
+  returned: when O(state=pruned)
   type: list
   elements: str
 """
@@ -151,12 +214,18 @@ from ansible_collections.mttr.recovery.plugins.module_utils.backup_common import
     backup_errors,
     postgres_spec,
 )
-from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import restore, roll_back
+from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import (
+    prune_safety_copies,
+    restore,
+    roll_back,
+)
 
 
 def main():
     spec = {
-        "state": {"type": "str", "choices": ["restored", "rolled_back"], "default": "restored"},
+        "state": {"type": "str", "choices": ["restored", "rolled_back", "pruned"], "default": "restored"},
+        "keep_safety_copies": {"type": "int", "default": 1},
+        "check_free_space": {"type": "bool", "default": True},
         "path": {"type": "path"},
         "backup": {"type": "str", "default": "latest"},
         "latest_before": {"type": "str"},
@@ -176,16 +245,28 @@ def main():
     params = module.params
     if params["jobs"] < 1:
         module.fail_json(msg=f"jobs must be at least 1, got {params['jobs']}")
+    if params["keep_safety_copies"] < 0:
+        module.fail_json(msg=f"keep_safety_copies must be 0 or more, got {params['keep_safety_copies']}")
     backup = params["backup"]
     if params["latest_before"] and backup == "latest":
         backup = None
+    repository = None
     try:
         target = module.postgres_target() if params["kind"] == "postgres" else None
         if params["state"] == "rolled_back":
             result = roll_back(params["kind"], check_mode=module.check_mode, path=params["path"], target=target)
+        elif params["state"] == "pruned":
+            result = prune_safety_copies(
+                params["kind"],
+                params["keep_safety_copies"],
+                check_mode=module.check_mode,
+                path=params["path"],
+                target=target,
+            )
         else:
+            repository = module.repository()
             result = restore(
-                module.repository(),
+                repository,
                 params["kind"],
                 check_mode=module.check_mode,
                 run=module.run,
@@ -197,12 +278,11 @@ def main():
                 force=params["force"],
                 jobs=params["jobs"],
                 tmp_dir=params["tmp_dir"],
+                check_free_space=params["check_free_space"],
             )
     except backup_errors() as exc:
         module.fail_backup(exc)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    module.exit_backup(result, repository)
 
 
 if __name__ == "__main__":
