@@ -411,17 +411,18 @@ def restore(
                 progress["recovered"] += remove_stale_work_dirs(tmp_dir)
             progress["changed"] = bool(progress["recovered"])
         recovered = progress["recovered"]
+        # with force the restore happens whatever the target holds: its data is not read to find out
         if kind == "files":
             where, current = place.path, place.state()
             exists = os.path.lexists(place.path)
-            holds = place.holds(manifest["id"])
+            holds = not force and place.holds(manifest["id"])
         else:
             where = f"database {target.database}"
             exists = target.exists()
             current = target.state() if exists else {}
-            holds = target.holds(manifest["id"], artifact.get("fingerprint"))
+            holds = not force and target.holds(manifest["id"], artifact.get("fingerprint"))
         recorded = None if current.get("rolled_back") else current.get("backup_id")
-        changed_since = recorded == manifest["id"] and not holds
+        changed_since = recorded == manifest["id"] and not holds and not force
         if changed_since:
             recorded = f"{recorded} (changed since it was restored)"
         before = {"target": where, "exists": exists, "backup_id": manifest["id"] if holds else recorded}
@@ -433,7 +434,7 @@ def restore(
             "diff": {"before": before, "after": after},
             "warnings": skipped + repository.warnings,
         }
-        if holds and not force:
+        if holds:
             return dict(
                 result,
                 changed=bool(recovered),
