@@ -92,17 +92,21 @@ class SizeBench:
             "PGPASSWORD": self.server.password,
         }
 
+    def backup(self, playbook, variables):
+        """A backup by the collection's module: its run, its id, its one artifact and where that is."""
+        run = self.runner.run(playbook, BACKUP_TASK, variables)
+        manifest = run.pop("res")["backup"]
+        artifact = manifest["artifacts"][0]
+        return run, manifest["id"], artifact, self.repo / manifest["id"] / artifact["name"]
+
     def setup(self):
         if "postgres" in self.kinds:
             log(f"[{self.size_mb} MB] generating the database...")
             self.data["postgres"] = generate_database(self.server, self.size_mb)
             log(f"[{self.size_mb} MB] database: {self.data['postgres']}")
-            backup = self.runner.run("backup_postgres.yml", BACKUP_TASK, self.pg_vars())
-            manifest = backup.pop("res")["backup"]
-            artifact = manifest["artifacts"][0]
-            self.dump = self.repo / manifest["id"] / artifact["name"]
+            backup, backup_id, artifact, self.dump = self.backup("backup_postgres.yml", self.pg_vars())
             self.data["postgres"].update(
-                backup_id=manifest["id"],
+                backup_id=backup_id,
                 dump_bytes=artifact["size"],
                 backup_run=backup,
             )
@@ -115,14 +119,10 @@ class SizeBench:
             files, size = tree_stats(source)
             self.source_digest = tree_digest(source)
             self.data["files"].update(files_counted=files, bytes_counted=size)
-            backup = self.runner.run(
-                "backup_files.yml", BACKUP_TASK, {"bench_repo": str(self.repo), "bench_path": str(source)}
-            )
-            manifest = backup.pop("res")["backup"]
-            artifact = manifest["artifacts"][0]
-            self.archive = self.repo / manifest["id"] / artifact["name"]
+            variables = {"bench_repo": str(self.repo), "bench_path": str(source)}
+            backup, backup_id, artifact, self.archive = self.backup("backup_files.yml", variables)
             self.data["files"].update(
-                backup_id=manifest["id"],
+                backup_id=backup_id,
                 archive_bytes=artifact["size"],
                 members=artifact.get("members"),
                 compression=artifact.get("compression"),
