@@ -13,41 +13,24 @@ primary and the other node streams from it (the integration test runs the same c
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from ansible_collections.mttr.recovery.bench.common import loadavg, log, machine_facts, spread
-from mttr.lab.config import PORT_OFFSETS, port_in_use
+from ansible_collections.mttr.recovery.bench.common import loadavg, log, machine_facts, spread, write_results
+from ansible_collections.mttr.recovery.bench.failover.lab import BenchLab, free_port_base
 from mttr.lab.cycles import run_cycles
 
 REPO = Path(__file__).resolve().parents[2]
-MTTR = Path(sys.executable).parent / "mttr"
-
-
-def free_base(start: int) -> int:
-    for base in range(start, 32000, 100):
-        if not any(port_in_use(base + offset) for offset in PORT_OFFSETS.values()):
-            return base
-    raise SystemExit(f"no free port range from {start}")
-
-
-def lab(home: Path, *args: str) -> None:
-    proc = subprocess.run([str(MTTR), "lab", "--home", str(home), *args], capture_output=True, text=True, check=False)
-    if proc.returncode:
-        raise SystemExit(f"mttr lab {' '.join(args)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
 
 
 def run_mode(mode: str, cycles: int, port_base: int) -> dict:
-    home = Path(tempfile.mkdtemp(dir="/tmp", prefix=f"mttr-bench-cycles-{mode}-"))
-    home.chmod(0o755)
+    lab = BenchLab(free_port_base(port_base), prefix=f"mttr-bench-cycles-{mode}-")
     work = Path(tempfile.mkdtemp(prefix="mttr-bench-cycles-runner-"))
     try:
-        lab(home, "up", "--port-base", str(free_base(port_base)), "--replication", mode)
+        lab.up(replication=mode)
         started = time.monotonic()
 
         def report(record: dict) -> None:
@@ -57,7 +40,7 @@ def run_mode(mode: str, cycles: int, port_base: int) -> dict:
                 f"{record['lost']} lost; exposure {record['exposure']['unreceived_bytes']} B"
             )
 
-        records = run_cycles(home, REPO / "inventories" / "lab", work, cycles, report)
+        records = run_cycles(lab.home, REPO / "inventories" / "lab", work, cycles, report)
         return {
             "mode": mode,
             "cycles": len(records),
@@ -70,8 +53,7 @@ def run_mode(mode: str, cycles: int, port_base: int) -> dict:
             "records": records,
         }
     finally:
-        lab(home, "down", "--purge")
-        shutil.rmtree(home, ignore_errors=True)
+        lab.down()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -84,7 +66,10 @@ def main() -> int:
     args = parser.parse_args()
     results = {"machine": machine_facts(cycles=args.cycles), "modes": []}
     for mode in args.modes:
-        results["modes"].append(run_mode(mode, args.cycles, args.port_base))
+        try:
+            results["modes"].append(run_mode(mode, args.cycles, args.port_base))
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
     results["machine"]["loadavg_end"] = loadavg()
     for summary in results["modes"]:
         log(
@@ -93,8 +78,7 @@ def main() -> int:
             f"{summary['failover_s']['median']} s"
         )
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        log(f"wrote {args.json}")
+        write_results(args.json, results, indent=2)
     return 0 if all(summary["mode"] != "sync" or summary["lost_total"] == 0 for summary in results["modes"]) else 1
 
 
