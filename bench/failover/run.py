@@ -109,7 +109,7 @@ def main(argv=None):
         "--variants", nargs="+", metavar="VARIANT", help="run only these variants (names as in the report)"
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the fixed-cost baselines")
-    parser.add_argument("--port-base", type=int, default=56100, help="first port base to try (default 56100)")
+    parser.add_argument("--port-base", type=int, default=26100, help="first port base to try (default 26100)")
     parser.add_argument(
         "--json", nargs="?", const=str(DEFAULT_JSON), help=f"write the results (default {DEFAULT_JSON})"
     )
