@@ -697,7 +697,9 @@ def test_no_byte_of_an_unchecked_member_reaches_the_extractor(unsafe):
         _feed(_Inflating(HashingReader(io.BytesIO(archive)), "gzip"), extractor)
     passed = extractor.stdin.getvalue()
     assert big in passed  # the checked member went through whole
-    assert unsafe[0].name.encode() not in passed and b"after.txt" not in passed
+    # outside its random data, which holds a short name like "dev" about once in fifty runs
+    headers = passed.replace(big, b"")
+    assert unsafe[0].name.encode() not in headers and b"after.txt" not in headers
     # what went through is the checked member and nothing else: tar would see ok.txt only
     with tarfile.open(fileobj=io.BytesIO(passed + b"\0" * 1024), mode="r|") as tar:
         assert [info.name for info in tar] == ["ok.txt"]
