@@ -44,6 +44,13 @@ options:
       session_token:
         description: (s3) Session token for temporary credentials.
         type: str
+      profile:
+        description: (s3) A profile of the AWS configuration files to take the credentials and region from.
+        type: str
+      validate_certs:
+        description: (s3) Verify the endpoint's TLS certificate.
+        type: bool
+        default: true
       multipart_chunk_mb:
         description: (s3) Part size of multipart uploads and downloads, in MiB (at least 5).
         type: int
@@ -86,7 +93,7 @@ requirements:
   - GNU tar on the host, to restore kind files (the archive is checked member by member in Python, then written by tar)
 """
 
-    POSTGRES = r"""
+    DATABASE = r"""
 options:
   database:
     description: (postgres) The database. Required for O(kind=postgres).
@@ -99,14 +106,10 @@ options:
     description: (postgres) Port of the PostgreSQL server.
     type: int
     default: 5432
-  login_user:
-    description: (postgres) Role to connect as; it needs to create, rename and drop databases.
-    type: str
-  login_password:
-    description: (postgres) Password of O(login_user).
-    type: str
   maintenance_db:
-    description: (postgres) Database to connect to for creating, renaming and dropping databases.
+    description:
+      - (postgres) Database to connect to for creating, renaming and dropping databases.
+      - O(login_user) must be allowed to create, rename and drop databases.
     type: str
     default: postgres
   pg_bin:

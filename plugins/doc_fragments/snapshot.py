@@ -40,26 +40,12 @@ options:
   device:
     description: (ebs) The device name of the volume, e.g. C(/dev/xvdf).
     type: str
-  region:
-    description: (ebs) AWS region. Defaults to boto3's configuration chain.
-    type: str
-  endpoint_url:
-    description: (ebs) An EC2-compatible endpoint instead of AWS's own.
-    type: str
-  access_key:
-    description: (ebs) Access key id. Defaults to boto3's credential chain.
-    type: str
-  secret_key:
-    description: (ebs) Secret access key.
-    type: str
-  session_token:
-    description: (ebs) Session token for temporary credentials.
-    type: str
   waiter_delay:
     description: (ebs) Seconds between polls of the EC2 waiters.
     type: int
     default: 2
+notes:
+  - The AWS options (M(mttr.recovery.aws) fragment) are for the C(ebs) provider.
 requirements:
-  - boto3 on the host, for the ebs provider
   - lvm2 and a kernel with device-mapper, for the lvm provider
 """

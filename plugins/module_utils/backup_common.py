@@ -9,40 +9,25 @@ small restore from a local repository.
 from __future__ import annotations
 
 import os
-import sys
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.mttr.recovery.plugins.module_utils.backup_postgres import PostgresTarget, load_psycopg
+from ansible_collections.mttr.recovery.plugins.module_utils.aws import (
+    AwsUnavailable,
+    aws_argument_spec,
+    botocore_errors,
+    client,
+    load_boto3,
+)
+from ansible_collections.mttr.recovery.plugins.module_utils.backup_postgres import PostgresTarget
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
     MIN_KEY_BYTES,
     BackupError,
     LocalRepository,
     S3Repository,
 )
+from ansible_collections.mttr.recovery.plugins.module_utils.module import MttrModule
+from ansible_collections.mttr.recovery.plugins.module_utils.pg import load_psycopg, postgres_argument_spec
 
 KEY_ENV = "MTTR_BACKUP_KEY"
-
-
-def load_boto3():
-    """(boto3, botocore.config, TransferConfig), or None with the import error's traceback."""
-    try:
-        import boto3
-        import botocore.config
-        import botocore.exceptions
-        from boto3.s3.transfer import TransferConfig
-    except ImportError:
-        return None, traceback.format_exc()
-    return (boto3, botocore.config, TransferConfig), None
-
-
-def botocore_errors():
-    """botocore's error classes once it is loaded (an S3 error can only come from it after that), else ()."""
-    botocore_exceptions = sys.modules.get("botocore.exceptions")
-    if botocore_exceptions is None:
-        return ()
-    return (botocore_exceptions.BotoCoreError, botocore_exceptions.ClientError)
 
 
 def backup_errors():
@@ -59,11 +44,7 @@ def repository_spec():
             "path": {"type": "path"},
             "bucket": {"type": "str"},
             "prefix": {"type": "str", "default": ""},
-            "endpoint_url": {"type": "str"},
-            "region": {"type": "str"},
-            "access_key": {"type": "str", "no_log": True},
-            "secret_key": {"type": "str", "no_log": True},
-            "session_token": {"type": "str", "no_log": True},
+            **aws_argument_spec(),
             "multipart_chunk_mb": {"type": "int", "default": 16},
             "max_concurrency": {"type": "int", "default": 8},
         },
@@ -115,8 +96,7 @@ def postgres_spec():
         "database": {"type": "str"},
         "login_host": {"type": "str", "default": "127.0.0.1"},
         "port": {"type": "int", "default": 5432},
-        "login_user": {"type": "str"},
-        "login_password": {"type": "str", "no_log": True},
+        **postgres_argument_spec(),
         "maintenance_db": {"type": "str", "default": "postgres"},
         "pg_bin": {"type": "path"},
     }
@@ -139,28 +119,22 @@ def _make_repository(options):
         raise BackupError(f"repository type must be local or s3, got {options.get('type')!r}")
     if not options.get("bucket"):
         raise BackupError("an s3 repository needs bucket")
-    libraries, error = load_boto3()
-    if libraries is None:
-        raise BackupError(f"S3 repositories need boto3 (pip install boto3): {error.strip().splitlines()[-1]}")
-    boto3, botocore_config, TransferConfig = libraries
-    client = boto3.client(
-        "s3",
-        endpoint_url=options.get("endpoint_url") or None,
-        region_name=options.get("region") or None,
-        aws_access_key_id=options.get("access_key") or None,
-        aws_secret_access_key=options.get("secret_key") or None,
-        aws_session_token=options.get("session_token") or None,
-        config=botocore_config.Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5),
-    )
+    try:
+        s3 = client("s3", options)
+    except AwsUnavailable as exc:
+        missing = exc.traceback.strip().splitlines()[-1]
+        raise BackupError(f"S3 repositories need boto3 (pip install boto3): {missing}") from None
+    from boto3.s3.transfer import TransferConfig
+
     chunk = max(5, int(options.get("multipart_chunk_mb") or 16)) * 1024 * 1024
     transfer = TransferConfig(
         multipart_threshold=chunk, multipart_chunksize=chunk, max_concurrency=int(options.get("max_concurrency") or 8)
     )
-    return S3Repository(client, options["bucket"], options.get("prefix") or "", transfer)
+    return S3Repository(s3, options["bucket"], options.get("prefix") or "", transfer)
 
 
-class BackupModule(AnsibleModule):
-    """AnsibleModule with the repository and target factories and one way to fail on backup errors."""
+class BackupModule(MttrModule):
+    """The module base with the backup options, the repository and target factories, and backup failures."""
 
     def __init__(self, argument_spec, **kwargs):
         spec = {"repository": repository_spec(), "kind": {"type": "str", "choices": ["files", "postgres"]}}
@@ -168,12 +142,6 @@ class BackupModule(AnsibleModule):
         spec.update(argument_spec)
         mutually_exclusive = [*kwargs.pop("mutually_exclusive", []), ("repository_key", "repository_key_file")]
         super().__init__(argument_spec=spec, mutually_exclusive=mutually_exclusive, **kwargs)
-
-    def run(self, argv, env):
-        """The process runner the engines use: AnsibleModule.run_command with extra environment."""
-        if env:
-            return self.run_command(argv, environ_update=env)
-        return self.run_command(argv)
 
     def repository_key(self):
         """The key from repository_key, repository_key_file or MTTR_BACKUP_KEY, kept out of every output."""
@@ -187,10 +155,8 @@ class BackupModule(AnsibleModule):
         return key
 
     def repository(self):
-        if self.params["repository"]["type"] == "s3":
-            libraries, error = load_boto3()
-            if libraries is None:
-                self.fail_json(msg=missing_required_lib("boto3"), exception=error)
+        if self.params["repository"]["type"] == "s3" and load_boto3()[0] is None:
+            self.require("boto3")
         return make_repository(self.params["repository"], self.repository_key(), self.params["allow_unauthenticated"])
 
     def exit_backup(self, result, repository=None):
@@ -200,13 +166,11 @@ class BackupModule(AnsibleModule):
             warnings += [w for w in repository.warnings if w not in warnings]
         for warning in warnings:
             self.warn(warning)
-        if not self._diff:
-            result.pop("diff", None)
-        self.exit_json(**result)
+        self.finish(result)
 
     def postgres_target(self):
         if load_psycopg() is None:
-            self.fail_json(msg=missing_required_lib("psycopg"))
+            self.require("psycopg")
         params = self.params
         if not params.get("database"):
             self.fail_json(msg="kind=postgres needs database: the database to back up or restore")
@@ -226,16 +190,8 @@ class BackupModule(AnsibleModule):
         What the engine had already changed when it failed (the exception's ``result``) is reported:
         ``changed`` says the truth on failures too.
         """
-        result = dict(getattr(exc, "result", None) or {}, **result)
-        result.setdefault("changed", False)
-        if not self._diff:
-            result.pop("diff", None)
-        if isinstance(exc, BackupError):
-            self.fail_json(msg=str(exc), **result)
         if isinstance(exc, botocore_errors()):
-            self.fail_json(
-                msg=f"S3 repository {self.params['repository'].get('bucket')}: {exc}",
-                exception=traceback.format_exc(),
-                **result,
+            exc = BackupError(
+                f"S3 repository {self.params['repository'].get('bucket')}: {exc}", getattr(exc, "result", None)
             )
-        self.fail_json(msg=f"{type(exc).__name__}: {exc}", exception=traceback.format_exc(), **result)
+        self.fail_from(exc, readable=(BackupError,), **result)

@@ -9,7 +9,7 @@ pre-restore safety copy and the staging database to the target (sessions on the 
 terminated first, and the swap is retried if a client reconnects in between). A comment on the
 database records which backup it came from and the fingerprint of its data then; whether the
 database still holds that backup is proven by its fingerprint now, never by the comment alone.
-Processes run through an injected ``run(argv, env)`` (AnsibleModule.run_command in the modules).
+Processes run through an injected ``run(argv, env)`` (MttrModule.run in the modules).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
     check_artifact,
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_space import DISK_FULL, disk_full, said
+from ansible_collections.mttr.recovery.plugins.module_utils.pg import load_psycopg
 
 MARKER_PREFIX = "mttr:"
 STAGING_INFIX = "__mttr_staging_"
@@ -82,14 +83,6 @@ ROWS_BY_HASH = "SELECT count(*), coalesce(sum(hash_record_extended(t, 0)), 0)::t
 ROWS_BY_TEXT = (
     "SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint), 0)::text FROM ONLY {} t"
 )
-
-
-def load_psycopg():
-    try:
-        import psycopg
-    except ImportError:
-        return None
-    return psycopg
 
 
 class PostgresTarget:

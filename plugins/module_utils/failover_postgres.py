@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.mttr.recovery.plugins.module_utils.failover_common import FailoverError, first_line
 from ansible_collections.mttr.recovery.plugins.module_utils.failover_haproxy import HAProxySwitch
+from ansible_collections.mttr.recovery.plugins.module_utils.pg import connect, connection_params, load_psycopg
 from ansible_collections.mttr.recovery.plugins.module_utils.pg_replication import (
     acknowledged_writes_safe,
     application_names,
@@ -48,26 +49,17 @@ FENCE_CONF = "mttr_fence.conf"
 AUTO_CONF_OVERRIDES = re.compile(r"^\s*(primary_conninfo\s*=|synchronous_standby_names\s*=\s*''\s*$)")
 
 
-def _psycopg():
-    try:
-        import psycopg
-    except ImportError:
-        return None
-    return psycopg
-
-
 class PgNode:
     def __init__(self, name, host, port, user=None, password=None, dbname="postgres", data_dir=None):
         self.name = name
         self.params = {"host": host, "port": int(port), "user": user, "password": password, "dbname": dbname}
         self.data_dir = data_dir
-        self.psycopg = _psycopg()
+        self.psycopg = load_psycopg()
         if self.psycopg is None:
             raise FailoverError("the postgres failover needs psycopg on the host (pip install 'psycopg[binary]')")
 
     def connect(self, timeout=3):
-        params = {k: v for k, v in self.params.items() if v not in (None, "")}
-        return self.psycopg.connect(autocommit=True, connect_timeout=timeout, **params)
+        return connect(connection_params(**self.params), timeout)
 
     def probe(self):
         """Role and replication facts, or reachable False with the error.

@@ -25,6 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+from ansible_collections.mttr.recovery.plugins.module_utils.pg import load_psycopg
 from ansible_collections.mttr.recovery.plugins.module_utils.pg_replication import same_endpoint, standby_facts
 
 HEALTHY = "healthy"
@@ -284,20 +285,6 @@ def check_tcp(spec):
     with socket.create_connection((spec["host"], spec["port"]), timeout=spec["timeout"]):
         pass
     return {}
-
-
-_PSYCOPG = []
-
-
-def load_psycopg():
-    """Import psycopg once, outside any probe's timing; None when the host lacks it."""
-    if not _PSYCOPG:
-        try:
-            import psycopg
-        except ImportError:
-            psycopg = None
-        _PSYCOPG.append(psycopg)
-    return _PSYCOPG[0]
 
 
 def check_postgres(spec):

@@ -4,6 +4,13 @@
 
 from __future__ import annotations
 
+from ansible_collections.mttr.recovery.plugins.module_utils.aws import (
+    AwsUnavailable,
+    aws_argument_spec,
+    botocore_errors,
+    client,
+)
+
 
 class SnapshotError(Exception):
     """A snapshot or rollback cannot go on; the message says what is wrong and what to do.
@@ -19,7 +26,7 @@ class SnapshotError(Exception):
 
 def provider_spec():
     """Options shared by the snapshot modules (each provider reads its own)."""
-    return {
+    spec = {
         "provider": {"type": "str", "required": True, "choices": ["release", "lvm", "ebs"]},
         "releases_dir": {"type": "path"},
         "current_link": {"type": "path"},
@@ -29,13 +36,10 @@ def provider_spec():
         "mountpoint": {"type": "path"},
         "instance_id": {"type": "str"},
         "device": {"type": "str"},
-        "region": {"type": "str"},
-        "endpoint_url": {"type": "str"},
-        "access_key": {"type": "str", "no_log": True},
-        "secret_key": {"type": "str", "no_log": True},
-        "session_token": {"type": "str", "no_log": True},
         "waiter_delay": {"type": "int", "default": 2},
     }
+    spec.update(aws_argument_spec())
+    return spec
 
 
 PROVIDER_REQUIRED_IF = [
@@ -46,49 +50,30 @@ PROVIDER_REQUIRED_IF = [
 
 
 def build_provider(module, restart_command=None):
-    """The provider the module's parameters describe, wired to the module's command runner."""
+    """The provider the module's parameters describe, wired to the module's command runner (MttrModule)."""
     params = module.params
-
-    def run(argv, env):
-        # a command that cannot be started is a result like any failure, not an exit from the module:
-        # the provider may already have changed something that the failure must report
-        try:
-            return module.run_command(argv, environ_update=env or {}, handle_exceptions=False)
-        except OSError as exc:
-            return 127, "", f"cannot run {argv[0]}: {exc.strerror or exc}"
-
     if params["provider"] == "release":
         from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_release import ReleaseProvider
 
-        return ReleaseProvider(params["releases_dir"], params["current_link"], restart_command, run)
+        return ReleaseProvider(params["releases_dir"], params["current_link"], restart_command, module.run)
     if params["provider"] == "lvm":
         from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_lvm import LvmProvider
 
-        return LvmProvider(params["vg"], params["lv"], run, params["size"], params.get("mountpoint"))
-    try:
-        import boto3
-    except ImportError:
-        from ansible.module_utils.basic import missing_required_lib
-
-        module.fail_json(msg=missing_required_lib("boto3"))
+        return LvmProvider(params["vg"], params["lv"], module.run, params["size"], params.get("mountpoint"))
     from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_ebs import EbsProvider
 
-    client = boto3.client(
-        "ec2",
-        endpoint_url=params.get("endpoint_url") or None,
-        region_name=params.get("region") or None,
-        aws_access_key_id=params.get("access_key") or None,
-        aws_secret_access_key=params.get("secret_key") or None,
-        aws_session_token=params.get("session_token") or None,
-    )
-    return EbsProvider(client, params["instance_id"], params["device"], waiter_delay=params["waiter_delay"])
+    try:
+        ec2 = client("ec2", params)
+    except AwsUnavailable:
+        module.require("boto3")
+    return EbsProvider(ec2, params["instance_id"], params["device"], waiter_delay=params["waiter_delay"])
+
+
+def snapshot_errors():
+    """What a snapshot module reports as a failure: provider errors, OS errors, and AWS's once boto3 is loaded."""
+    return (SnapshotError, OSError, *botocore_errors())
 
 
 def fail_snapshot(module, exc):
     """One readable failure for provider errors and the AWS errors beneath them."""
-    import traceback
-
-    if isinstance(exc, SnapshotError):
-        result = {key: value for key, value in exc.result.items() if key != "diff" or module._diff}
-        module.fail_json(msg=str(exc), **result)
-    module.fail_json(msg=f"{type(exc).__name__}: {exc}", exception=traceback.format_exc())
+    module.fail_from(exc, readable=(SnapshotError,))

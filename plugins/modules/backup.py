@@ -25,7 +25,8 @@ description:
     content, so a reader with the key can tell it was written by a key holder and not changed since.
 extends_documentation_fragment:
   - mttr.recovery.backup
-  - mttr.recovery.backup.postgres
+  - mttr.recovery.backup.database
+  - mttr.recovery.postgres
 options:
   kind:
     required: true

@@ -18,7 +18,8 @@ description:
     copies kept beside it by M(mttr.recovery.backup_restore) (pre-restore and undone copies).
 extends_documentation_fragment:
   - mttr.recovery.backup
-  - mttr.recovery.backup.postgres
+  - mttr.recovery.backup.database
+  - mttr.recovery.postgres
 options:
   path:
     description: (files) A restore target whose safety copies to list.

@@ -40,7 +40,8 @@ description:
     the one the backup recorded of its source; the rows are read only when the schema matches.
 extends_documentation_fragment:
   - mttr.recovery.backup
-  - mttr.recovery.backup.postgres
+  - mttr.recovery.backup.database
+  - mttr.recovery.postgres
 options:
   kind:
     required: true

@@ -117,12 +117,6 @@ options:
     description: The standby to promote, or the server to send traffic to. Required unless O(nodes) is given.
     type: dict
     suboptions: *node
-  login_user:
-    description: (postgres) Superuser to connect as.
-    type: str
-  login_password:
-    description: (postgres) Its password.
-    type: str
   pg_bin:
     description: (postgres) Directory of pg_ctl, to stop a fenced primary.
     type: path
@@ -171,22 +165,13 @@ options:
     description: (route53) TTL of the record.
     type: int
     default: 30
-  region:
-    description: (route53) AWS region. Defaults to boto3's configuration chain.
-    type: str
-  endpoint_url:
-    description: (route53) A Route 53-compatible endpoint instead of AWS's own.
-    type: str
-  access_key:
-    description: (route53) Access key id. Defaults to boto3's credential chain.
-    type: str
-  secret_key:
-    description: (route53) Secret access key.
-    type: str
   waiter_delay:
     description: (route53) Seconds between polls while waiting for INSYNC.
     type: int
     default: 2
+extends_documentation_fragment:
+  - mttr.recovery.postgres
+  - mttr.recovery.aws
 attributes:
   check_mode:
     support: full
@@ -194,9 +179,8 @@ attributes:
   diff_mode:
     support: full
     description: (haproxy) Before and after name the servers taking traffic.
-requirements:
-  - psycopg >= 3.1 on the host, for the postgres provider
-  - boto3 on the host, for the route53 provider
+notes:
+  - The AWS options are for the C(route53) provider, the login options for C(postgres).
 """
 
 EXAMPLES = r"""
@@ -344,19 +328,24 @@ upstream:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
+from ansible_collections.mttr.recovery.plugins.module_utils.aws import (
+    AwsUnavailable,
+    aws_argument_spec,
+    botocore_errors,
+    client,
+)
 from ansible_collections.mttr.recovery.plugins.module_utils.failover_common import FailoverError, check_targets
 from ansible_collections.mttr.recovery.plugins.module_utils.failover_haproxy import HAProxySwitch
 from ansible_collections.mttr.recovery.plugins.module_utils.failover_postgres import (
     PgNode,
     PostgresFailover,
-    _psycopg,
     failover_cluster,
     fence_data_dir,
     rejoin,
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.failover_route53 import Route53Switch
+from ansible_collections.mttr.recovery.plugins.module_utils.module import MttrModule
+from ansible_collections.mttr.recovery.plugins.module_utils.pg import load_psycopg, postgres_argument_spec
 
 NODE_OPTIONS = {
     "name": {"type": "str", "required": True},
@@ -368,20 +357,9 @@ NODE = {"type": "dict", "options": NODE_OPTIONS}
 
 
 def route53_switch(module):
-    try:
-        import boto3
-    except ImportError:
-        module.fail_json(msg=missing_required_lib("boto3"))
     params = module.params
-    client = boto3.client(
-        "route53",
-        endpoint_url=params.get("endpoint_url") or None,
-        region_name=params.get("region") or None,
-        aws_access_key_id=params.get("access_key") or None,
-        aws_secret_access_key=params.get("secret_key") or None,
-    )
     return Route53Switch(
-        client,
+        client("route53", params),
         params["hosted_zone_id"],
         params["record_name"],
         params["record_type"],
@@ -391,45 +369,91 @@ def route53_switch(module):
     )
 
 
+def postgres(module):
+    """The postgres provider's actions."""
+    params = module.params
+    if load_psycopg() is None:
+        module.require("psycopg")
+
+    def pg_node(spec):
+        return PgNode(
+            spec["name"],
+            spec["host"],
+            spec["port"],
+            params["login_user"],
+            params["login_password"],
+            data_dir=spec.get("data_dir"),
+        )
+
+    options = {
+        "run": module.run,
+        "pg_bin": params["pg_bin"],
+        "os_user": params["os_user"],
+        "max_lag_bytes": params["max_lag_bytes"],
+        "force": params["force"],
+    }
+    if params["nodes"] is not None:
+        return failover_cluster(
+            [pg_node(spec) for spec in params["nodes"]],
+            [(lb["admin_socket"], lb["backend"]) for lb in params["load_balancers"]],
+            switchover=params["switchover"],
+            repoint=params["repoint_standbys"],
+            check_mode=module.check_mode,
+            **options,
+        )
+    old, new = pg_node(params["old"]), pg_node(params["new"])
+    if params["action"] == "fence":
+        return fence_data_dir(old, new, params["os_user"], module.check_mode)
+    if params["action"] == "rejoin":
+        return rejoin(
+            old,
+            new,
+            module.run,
+            pg_bin=params["pg_bin"],
+            os_user=params["os_user"],
+            check_mode=module.check_mode,
+            start=params["start_command"],
+            timeout=params["rejoin_timeout"],
+        )
+    return PostgresFailover(old, new, **options).failover(check_mode=module.check_mode)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "provider": {"type": "str", "required": True, "choices": ["postgres", "haproxy", "route53"]},
-            "action": {"type": "str", "choices": ["failover", "fence", "rejoin"], "default": "failover"},
-            "nodes": {"type": "list", "elements": "dict", "options": NODE_OPTIONS},
-            "switchover": {"type": "bool", "default": False},
-            "repoint_standbys": {"type": "bool", "default": True},
-            "load_balancers": {
-                "type": "list",
-                "elements": "dict",
-                "default": [],
-                "options": {
-                    "admin_socket": {"type": "path", "required": True},
-                    "backend": {"type": "str", "required": True},
-                },
+    spec = {
+        "provider": {"type": "str", "required": True, "choices": ["postgres", "haproxy", "route53"]},
+        "action": {"type": "str", "choices": ["failover", "fence", "rejoin"], "default": "failover"},
+        "nodes": {"type": "list", "elements": "dict", "options": NODE_OPTIONS},
+        "switchover": {"type": "bool", "default": False},
+        "repoint_standbys": {"type": "bool", "default": True},
+        "load_balancers": {
+            "type": "list",
+            "elements": "dict",
+            "default": [],
+            "options": {
+                "admin_socket": {"type": "path", "required": True},
+                "backend": {"type": "str", "required": True},
             },
-            "old": NODE,
-            "new": NODE,
-            "login_user": {"type": "str"},
-            "login_password": {"type": "str", "no_log": True},
-            "pg_bin": {"type": "path"},
-            "os_user": {"type": "str"},
-            "max_lag_bytes": {"type": "int", "default": 16 * 1024 * 1024},
-            "force": {"type": "bool", "default": False},
-            "start_command": {"type": "list", "elements": "str"},
-            "rejoin_timeout": {"type": "int", "default": 60},
-            "admin_socket": {"type": "path"},
-            "backend": {"type": "str"},
-            "hosted_zone_id": {"type": "str"},
-            "record_name": {"type": "str"},
-            "record_type": {"type": "str", "default": "A"},
-            "ttl": {"type": "int", "default": 30},
-            "region": {"type": "str"},
-            "endpoint_url": {"type": "str"},
-            "access_key": {"type": "str", "no_log": True},
-            "secret_key": {"type": "str", "no_log": True},
-            "waiter_delay": {"type": "int", "default": 2},
         },
+        "old": NODE,
+        "new": NODE,
+        "pg_bin": {"type": "path"},
+        "os_user": {"type": "str"},
+        "max_lag_bytes": {"type": "int", "default": 16 * 1024 * 1024},
+        "force": {"type": "bool", "default": False},
+        "start_command": {"type": "list", "elements": "str"},
+        "rejoin_timeout": {"type": "int", "default": 60},
+        "admin_socket": {"type": "path"},
+        "backend": {"type": "str"},
+        "hosted_zone_id": {"type": "str"},
+        "record_name": {"type": "str"},
+        "record_type": {"type": "str", "default": "A"},
+        "ttl": {"type": "int", "default": 30},
+        "waiter_delay": {"type": "int", "default": 2},
+    }
+    spec.update(postgres_argument_spec())
+    spec.update(aws_argument_spec())
+    module = MttrModule(
+        argument_spec=spec,
         required_if=[
             ("provider", "haproxy", ("admin_socket", "backend")),
             ("provider", "route53", ("hosted_zone_id", "record_name")),
@@ -442,13 +466,6 @@ def main():
     params = module.params
     try:
         check_targets(params["provider"], params["action"], params["nodes"], params["old"], params["new"])
-    except FailoverError as exc:
-        module.fail_json(msg=str(exc))
-
-    def run(argv, env):
-        return module.run_command(argv, environ_update=env or {})
-
-    try:
         if params["provider"] == "route53":
             result = route53_switch(module).switch(check_mode=module.check_mode)
         elif params["provider"] == "haproxy":
@@ -456,67 +473,16 @@ def main():
                 params["admin_socket"], params["backend"], params["old"]["name"], params["new"]["name"]
             ).switch(check_mode=module.check_mode)
         else:
-            if _psycopg() is None:
-                module.fail_json(msg=missing_required_lib("psycopg"))
-
-            def pg_node(spec):
-                return PgNode(
-                    spec["name"],
-                    spec["host"],
-                    spec["port"],
-                    params["login_user"],
-                    params["login_password"],
-                    data_dir=spec.get("data_dir"),
-                )
-
-            options = {
-                "run": run,
-                "pg_bin": params["pg_bin"],
-                "os_user": params["os_user"],
-                "max_lag_bytes": params["max_lag_bytes"],
-                "force": params["force"],
-            }
-            if params["nodes"] is not None:
-                result = failover_cluster(
-                    [pg_node(spec) for spec in params["nodes"]],
-                    [(lb["admin_socket"], lb["backend"]) for lb in params["load_balancers"]],
-                    switchover=params["switchover"],
-                    repoint=params["repoint_standbys"],
-                    check_mode=module.check_mode,
-                    **options,
-                )
-            elif params["action"] == "fence":
-                result = fence_data_dir(
-                    pg_node(params["old"]), pg_node(params["new"]), params["os_user"], module.check_mode
-                )
-            elif params["action"] == "rejoin":
-                result = rejoin(
-                    pg_node(params["old"]),
-                    pg_node(params["new"]),
-                    run,
-                    pg_bin=params["pg_bin"],
-                    os_user=params["os_user"],
-                    check_mode=module.check_mode,
-                    start=params["start_command"],
-                    timeout=params["rejoin_timeout"],
-                )
-            else:
-                result = PostgresFailover(pg_node(params["old"]), pg_node(params["new"]), **options).failover(
-                    check_mode=module.check_mode
-                )
-    except FailoverError as exc:
-        module.fail_json(msg=str(exc), changed=exc.changed)
-    except Exception as exc:  # boto3 / botocore errors, reported readably
-        module.fail_json(msg=f"{params['provider']} failover failed: {type(exc).__name__}: {exc}")
+            result = postgres(module)
+    except AwsUnavailable:
+        module.require("boto3")
+    except (FailoverError, *botocore_errors()) as exc:
+        module.fail_from(exc, readable=(FailoverError,))
     if module._diff:
         diffs = [lb["diff"] for lb in result.get("load_balancers") or [] if "diff" in lb]
         if diffs and "diff" not in result:
             result["diff"] = {"before": [d["before"] for d in diffs], "after": [d["after"] for d in diffs]}
-    else:
-        result.pop("diff", None)
-        for lb in result.get("load_balancers") or []:
-            lb.pop("diff", None)
-    module.exit_json(**result)
+    module.finish(result)
 
 
 if __name__ == "__main__":

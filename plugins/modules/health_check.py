@@ -319,8 +319,7 @@ deadline_reached:
   sample: false
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.mttr.recovery.plugins.module_utils.module import MttrModule
 from ansible_collections.mttr.recovery.plugins.module_utils.probes import (
     DEGRADED,
     DOWN,
@@ -374,7 +373,7 @@ FAIL_LEVELS = {"never": (), "down": (DOWN,), "degraded": (DOWN, DEGRADED)}
 
 
 def main():
-    module = AnsibleModule(
+    module = MttrModule(
         argument_spec={
             "probes": {"type": "list", "elements": "dict", "required": True, "options": PROBE_OPTIONS},
             "defaults": {"type": "dict", "default": {}},
@@ -401,14 +400,9 @@ def main():
     except ProbeSpecError as exc:
         module.fail_json(msg=str(exc))
 
-    def run_command(argv, env):
-        if env is None:
-            return module.run_command(argv)
-        return module.run_command(argv, environ_update=env)
-
     result = check(
         specs,
-        run_command=run_command,
+        run_command=module.run,
         concurrency=params["concurrency"],
         wait_for=HEALTHY if params["wait_for"] == "healthy" else None,
         deadline=params["deadline"],

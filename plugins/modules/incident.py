@@ -272,8 +272,6 @@ store:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_ops import ensure
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import (
     SEVERITIES,
@@ -283,6 +281,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.incident_store impor
     LockHeld,
     default_store_path,
 )
+from ansible_collections.mttr.recovery.plugins.module_utils.module import MttrModule
 
 
 def controller_pid():
@@ -331,7 +330,7 @@ def store_path(module):
 
 
 def main():
-    module = AnsibleModule(
+    module = MttrModule(
         argument_spec={
             "id": {"type": "str"},
             "state": {"type": "str", "choices": list(STATUSES), "default": "open"},
@@ -368,7 +367,7 @@ def main():
         )
     except IncidentError as exc:
         module.fail_json(msg=str(exc), store=path)
-    module.exit_json(**result)
+    module.finish(result)
 
 
 if __name__ == "__main__":

@@ -247,11 +247,8 @@ store:
 import os
 import re
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_report import (
     HAS_JINJA2,
-    JINJA2_IMPORT_ERROR,
     render_files,
     render_status_page,
     write_files,
@@ -267,6 +264,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.incident_review impo
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import IncidentError, default_store_path
 from ansible_collections.mttr.recovery.plugins.module_utils.lab_state import default_home
+from ansible_collections.mttr.recovery.plugins.module_utils.module import MttrModule
 
 DATA_URI = re.compile(r"data:image/png;base64,[A-Za-z0-9+/=]+")
 
@@ -321,7 +319,7 @@ def text_diff(path, content):
 
 
 def main():
-    module = AnsibleModule(
+    module = MttrModule(
         argument_spec={
             "kind": {"type": "str", "choices": ["postmortem", "status_page"], "default": "postmortem"},
             "id": {"type": "str"},
@@ -341,7 +339,7 @@ def main():
         supports_check_mode=True,
     )
     if not HAS_JINJA2:
-        module.fail_json(msg=missing_required_lib("jinja2"), exception=JINJA2_IMPORT_ERROR)
+        module.require("jinja2")
     params = module.params
     store = params["store"] or default_store_path()
     try:
@@ -367,9 +365,9 @@ def main():
         store=store,
         msg=f"{'wrote' if changed_paths else 'unchanged'}: {path}" if path else "rendered, nothing written",
     )
-    if module._diff and diff:
+    if diff:
         result["diff"] = diff[0]
-    module.exit_json(**result)
+    module.finish(result)
 
 
 if __name__ == "__main__":

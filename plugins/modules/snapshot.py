@@ -17,6 +17,7 @@ description:
   - O(state=absent) deletes the snapshot (or release) O(name). The current release cannot be deleted.
 extends_documentation_fragment:
   - mttr.recovery.snapshot
+  - mttr.recovery.aws
 options:
   state:
     description: What to do.
@@ -63,13 +64,13 @@ snapshots:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.mttr.recovery.plugins.module_utils.module import MttrModule
 from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_common import (
     PROVIDER_REQUIRED_IF,
     build_provider,
     fail_snapshot,
     provider_spec,
+    snapshot_errors,
 )
 
 
@@ -79,7 +80,7 @@ def main():
         state={"type": "str", "choices": ["present", "absent"], "default": "present"},
         name={"type": "str"},
     )
-    module = AnsibleModule(
+    module = MttrModule(
         argument_spec=spec,
         supports_check_mode=True,
         required_if=[*PROVIDER_REQUIRED_IF, ("state", "absent", ("name",))],
@@ -92,9 +93,9 @@ def main():
         else:
             result = provider.delete(module.params["name"], check_mode=module.check_mode)
         result["snapshots"] = provider.list()
-    except Exception as exc:  # providers raise SnapshotError; boto3/OS errors are reported the same way
+    except snapshot_errors() as exc:
         fail_snapshot(module, exc)
-    module.exit_json(**result)
+    module.finish(result)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ description:
   - Rolling back to what is already active reports no change.
 extends_documentation_fragment:
   - mttr.recovery.snapshot
+  - mttr.recovery.aws
 options:
   to:
     description:
@@ -95,13 +96,13 @@ plan:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
+from ansible_collections.mttr.recovery.plugins.module_utils.module import MttrModule
 from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_common import (
     PROVIDER_REQUIRED_IF,
     build_provider,
     fail_snapshot,
     provider_spec,
+    snapshot_errors,
 )
 
 
@@ -112,7 +113,7 @@ def main():
         latest_before={"type": "str"},
         restart_command={"type": "list", "elements": "str"},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_if=PROVIDER_REQUIRED_IF)
+    module = MttrModule(argument_spec=spec, supports_check_mode=True, required_if=PROVIDER_REQUIRED_IF)
     params = module.params
     try:
         provider = build_provider(module, restart_command=params["restart_command"])
@@ -122,11 +123,9 @@ def main():
             result = provider.rollback(
                 params["to"], latest_before=params["latest_before"], check_mode=module.check_mode
             )
-    except Exception as exc:  # providers raise SnapshotError; boto3/OS errors are reported the same way
+    except snapshot_errors() as exc:
         fail_snapshot(module, exc)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    module.finish(result)
 
 
 if __name__ == "__main__":
