@@ -136,12 +136,19 @@ def _make_repository(options):
 class BackupModule(MttrModule):
     """The module base with the backup options, the repository and target factories, and backup failures."""
 
-    def __init__(self, argument_spec, **kwargs):
+    def __init__(self, argument_spec, target=False, **kwargs):
+        """``target``: the module acts on one target of a ``kind`` (a directory ``path`` or a ``database``),
+        which it must name."""
         spec = {"repository": repository_spec(), "kind": {"type": "str", "choices": ["files", "postgres"]}}
         spec.update(key_spec())
+        spec.update(postgres_spec())
         spec.update(argument_spec)
+        required_if = list(kwargs.pop("required_if", []))
+        if target:
+            spec["kind"] = dict(spec["kind"], required=True)
+            required_if += [("kind", "files", ("path",)), ("kind", "postgres", ("database",))]
         mutually_exclusive = [*kwargs.pop("mutually_exclusive", []), ("repository_key", "repository_key_file")]
-        super().__init__(argument_spec=spec, mutually_exclusive=mutually_exclusive, **kwargs)
+        super().__init__(argument_spec=spec, mutually_exclusive=mutually_exclusive, required_if=required_if, **kwargs)
 
     def repository_key(self):
         """The key from repository_key, repository_key_file or MTTR_BACKUP_KEY, kept out of every output."""

@@ -28,6 +28,8 @@ import shutil
 import tempfile
 import threading
 
+from ansible_collections.mttr.recovery.plugins.module_utils.incident_math import parse_time as iso_time
+
 CHUNK = 1024 * 1024
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -62,20 +64,11 @@ def new_backup_id(kind, now=None):
 
 
 def parse_time(value):
-    """Parse an ISO 8601 time (``2026-11-23T12:00:00Z``, with offset, or naive = UTC)."""
-    if isinstance(value, datetime.datetime):
-        moment = value
-    else:
-        text = str(value).strip().replace("Z", "+00:00").replace("z", "+00:00")
-        if " " in text and "T" not in text:
-            text = text.replace(" ", "T", 1)
-        try:
-            moment = datetime.datetime.fromisoformat(text)
-        except ValueError:
-            raise BackupError(f"cannot read {value!r} as a time: use ISO 8601, e.g. 2026-11-23T12:00:00Z") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment
+    """An ISO 8601 time (``2026-11-23T12:00:00Z``, with offset, or naive = UTC), or a BackupError saying how."""
+    try:
+        return iso_time(value)
+    except ValueError as exc:
+        raise BackupError(str(exc)) from None
 
 
 class HashingWriter:

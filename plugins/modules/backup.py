@@ -125,7 +125,6 @@ recovered:
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_common import (
     BackupModule,
     backup_errors,
-    postgres_spec,
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import take_backup
 
@@ -140,12 +139,10 @@ def main():
         "keep_days": {"type": "int"},
         "tmp_dir": {"type": "path"},
     }
-    spec.update(postgres_spec())
-    spec["kind"] = {"type": "str", "choices": ["files", "postgres"], "required": True}
     module = BackupModule(
         argument_spec=spec,
+        target=True,
         supports_check_mode=True,
-        required_if=[("kind", "files", ("path",)), ("kind", "postgres", ("database",))],
     )
     params = module.params
     for key in ("keep_count", "keep_days"):

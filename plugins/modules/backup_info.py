@@ -116,7 +116,6 @@ count:
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_common import (
     BackupModule,
     backup_errors,
-    postgres_spec,
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import backup_info
 
@@ -127,7 +126,6 @@ def main():
         "verify": {"type": "str", "choices": ["manifest", "full"], "default": "manifest"},
         "path": {"type": "path"},
     }
-    spec.update(postgres_spec())
     module = BackupModule(argument_spec=spec, supports_check_mode=True, mutually_exclusive=[("path", "database")])
     params = module.params
     try:

@@ -213,7 +213,6 @@ kept:
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_common import (
     BackupModule,
     backup_errors,
-    postgres_spec,
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import (
     prune_safety_copies,
@@ -235,12 +234,10 @@ def main():
         "jobs": {"type": "int", "default": 2},
         "tmp_dir": {"type": "path"},
     }
-    spec.update(postgres_spec())
-    spec["kind"] = {"type": "str", "choices": ["files", "postgres"], "required": True}
     module = BackupModule(
         argument_spec=spec,
+        target=True,
         supports_check_mode=True,
-        required_if=[("kind", "files", ("path",)), ("kind", "postgres", ("database",))],
         mutually_exclusive=[("backup", "latest_before")],
     )
     params = module.params
