@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .report_cli import add_parser as add_report_parser
 
     add_report_parser(commands)
+    from .plan_cli import add_parser as add_plan_parser
+
+    add_plan_parser(commands)
     return parser
 
 
@@ -160,6 +163,15 @@ def main(argv: list[str] | None = None) -> int:
             except IncidentError as exc:
                 print(f"mttr: error: {exc}", file=sys.stderr)
                 return 1
+        if args.command == "plan":
+            from .plan_cli import PlanError
+            from .plan_cli import run as plan_command
+
+            try:
+                return plan_command(args, console)
+            except PlanError as exc:
+                print(f"mttr: error: {exc}", file=sys.stderr)
+                return 2
         if args.command == "report":
             from .report_cli import IncidentError
             from .report_cli import run as report_command
