@@ -169,3 +169,32 @@ def run(
         detail = (alerts or output or [f"exit code {result.returncode}"])[0 if alerts else -1]
         raise LabError(f"{what} failed: {detail}")
     return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mttr.lab.process stop --pidfile P --marker M``: a service's own stop command.
+
+    Stops the process only when its pid file names a live process that is the service's own
+    (``marker`` in its command line or as its working directory); a stale pid file is removed.
+    Nothing running is not an error: a stop before a start must work after a crash too.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mttr.lab.process", description=main.__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["stop"])
+    parser.add_argument("--pidfile", required=True, type=Path)
+    parser.add_argument("--marker", required=True, help="a path only the service's process has (its entry point)")
+    parser.add_argument("--name", default="the service")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds before SIGTERM becomes SIGKILL")
+    args = parser.parse_args(argv)
+    tracked = Tracked(args.name, args.pidfile, args.marker)
+    pid = tracked.terminate(args.timeout)
+    if pid:
+        print(f"Stopped {args.name} (pid {pid})")
+    else:
+        print(tracked.clean() or f"{args.name} was not running")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -6,6 +6,7 @@ them, the way real releases carry their configuration. Talks to PostgreSQL throu
 write endpoint with a fresh connection per request, so it follows a failover by itself.
 """
 
+import argparse
 import json
 import os
 import signal
@@ -122,9 +123,46 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, {"count": count, "orders": [dict(zip(keys, row)) for row in rows]})
 
 
+def daemonize(pidfile, logfile):
+    """Detach (double fork), log to ``logfile`` and write ``pidfile``; the caller returns once it is written.
+
+    The listening socket is bound before this, so a port in use fails the start command itself,
+    and connections made as soon as the command returns wait in the backlog until the app serves.
+    """
+    ready_r, ready_w = os.pipe()
+    if os.fork():
+        os.close(ready_w)
+        written = os.read(ready_r, 1)
+        os._exit(0 if written else 1)
+    os.close(ready_r)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    log = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(null)
+    os.close(log)
+    with open(pidfile, "w", encoding="utf-8") as handle:
+        handle.write(f"{os.getpid()}\n")
+    os.write(ready_w, b"1")
+    os.close(ready_w)
+
+
 def main():
+    parser = argparse.ArgumentParser(description="The lab's orders web app (one release).")
+    parser.add_argument("--daemon", action="store_true", help="detach and return once the pid file is written")
+    parser.add_argument("--pidfile", help="where to write the process id (required with --daemon)")
+    parser.add_argument("--log", default=os.devnull, help="with --daemon: append output to this file")
+    args = parser.parse_args()
+    if args.daemon and not args.pidfile:
+        parser.error("--daemon needs --pidfile")
     server = ThreadingHTTPServer(("127.0.0.1", SETTINGS["port"]), Handler)
     server.daemon_threads = True
+    if args.daemon:
+        daemonize(args.pidfile, args.log)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     sys.stderr.write(f"lab app {SETTINGS['version']} listening on 127.0.0.1:{SETTINGS['port']}\n")
     server.serve_forever()
