@@ -24,7 +24,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.failover_postgres im
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_review import build_report
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import IncidentStore
 from ansible_collections.mttr.recovery.plugins.module_utils.probes import normalize, run_probes
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import free_port
+from ansible_collections.mttr.recovery.tests.support.processes import free_port, run_process
 from conftest import REPO, run_playbook, task_result
 from mttr.lab.postgres import PostgresNode
 
@@ -98,14 +98,6 @@ def assert_streams_from(lab, standby, primary, timeout=30):
             f"{primary} lists {senders} streaming standby"
         )
         time.sleep(0.2)
-
-
-def run_command(argv, env):
-    import os
-    import subprocess
-
-    result = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ, **(env or {})), check=False)
-    return result.returncode, result.stdout, result.stderr
 
 
 def test_primary_down_failover_playbook(fresh_lab, tmp_path):
@@ -188,14 +180,14 @@ def test_rejoin_right_after_promotion_follows_the_new_timeline(fresh_lab):
     lab = fresh_lab.lab
     state = lab.cfg.state
     fresh_lab.mttr("break", "primary-down")
-    engine(lab, "pg1", "pg2", run_command).failover()
+    engine(lab, "pg1", "pg2", run_process).failover()
     start = [str(Path(sys.executable).parent / "mttr"), "lab", "--home", str(fresh_lab.home), "up"]
-    result = rejoin(node(lab, "pg1"), node(lab, "pg2"), run_command, state["pg_bin"], lab.cfg.run_as, start=start)
+    result = rejoin(node(lab, "pg1"), node(lab, "pg2"), run_process, state["pg_bin"], lab.cfg.run_as, start=start)
     assert result["changed"] and result["proven"] and result["upstream"] == f"127.0.0.1:{state['ports']['pg2']}"
     assert_streams_from(lab, "pg1", "pg2")
-    again = rejoin(node(lab, "pg1"), node(lab, "pg2"), run_command, state["pg_bin"], lab.cfg.run_as, start=start)
+    again = rejoin(node(lab, "pg1"), node(lab, "pg2"), run_process, state["pg_bin"], lab.cfg.run_as, start=start)
     assert again["changed"] is False
-    assert rejoin(node(lab, "pg1"), node(lab, "pg2"), run_command, check_mode=True, start=start)["changed"] is False
+    assert rejoin(node(lab, "pg1"), node(lab, "pg2"), run_process, check_mode=True, start=start)["changed"] is False
 
 
 def test_rejoin_repoints_a_standby_streaming_from_itself(fresh_lab):
@@ -203,15 +195,15 @@ def test_rejoin_repoints_a_standby_streaming_from_itself(fresh_lab):
     lab = fresh_lab.lab
     state = lab.cfg.state
     fresh_lab.mttr("break", "primary-down")
-    engine(lab, "pg1", "pg2", run_command).failover()
+    engine(lab, "pg1", "pg2", run_process).failover()
     fresh_lab.up()
     with connect(state, state["ports"]["pg1"], "postgres") as conn:
         conn.execute(f"ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port={state['ports']['pg1']}'")
         conn.execute("SELECT pg_reload_conf()")
     start = [str(Path(sys.executable).parent / "mttr"), "lab", "--home", str(fresh_lab.home), "up"]
-    check = rejoin(node(lab, "pg1"), node(lab, "pg2"), run_command, check_mode=True, start=start)
+    check = rejoin(node(lab, "pg1"), node(lab, "pg2"), run_process, check_mode=True, start=start)
     assert check["changed"] is True
-    result = rejoin(node(lab, "pg1"), node(lab, "pg2"), run_command, state["pg_bin"], lab.cfg.run_as, start=start)
+    result = rejoin(node(lab, "pg1"), node(lab, "pg2"), run_process, state["pg_bin"], lab.cfg.run_as, start=start)
     assert result["changed"] and result["proven"]
     assert_streams_from(lab, "pg1", "pg2")
 
@@ -222,7 +214,7 @@ def test_split_brain_never_happens_over_repeated_failovers(fresh_lab):
     primary, standby = "pg1", "pg2"
     for _round in range(10):
         fresh_lab.mttr("break", "primary-down")
-        result = engine(lab, primary, standby, run_command).failover()
+        result = engine(lab, primary, standby, run_process).failover()
         assert result["changed"] and not result["fence"]["pending"]
         HAProxySwitch(state["lb"]["admin_socket"], state["lb"]["db_backend"], primary, standby).switch()
         lab.nodes[primary].start()  # the old primary starts again, as an init system or a person might
@@ -239,11 +231,11 @@ def test_split_brain_never_happens_over_repeated_failovers(fresh_lab):
 def test_planned_switchover_fences_the_live_primary(fresh_lab):
     lab = fresh_lab.lab
     state = lab.cfg.state
-    plan = engine(lab, "pg1", "pg2", run_command).failover(check_mode=True)
+    plan = engine(lab, "pg1", "pg2", run_process).failover(check_mode=True)
     assert plan["changed"] and plan["old_reachable"] is True
     assert lab.nodes["pg2"].in_recovery() is True
 
-    result = engine(lab, "pg1", "pg2", run_command).failover()
+    result = engine(lab, "pg1", "pg2", run_process).failover()
     assert "made read-only and its sessions terminated" in result["fence"]["actions"]
     assert "stopped" in result["fence"]["actions"]
     assert lab.nodes["pg1"].pid() is None
@@ -252,7 +244,7 @@ def test_planned_switchover_fences_the_live_primary(fresh_lab):
     assert switch.switch()["changed"] is True
     assert switch.switch()["changed"] is False
     assert write_through_lb(state) == state["ports"]["pg2"]
-    again = engine(lab, "pg1", "pg2", run_command).failover()
+    again = engine(lab, "pg1", "pg2", run_process).failover()
     assert again["changed"] is False
 
 
@@ -321,7 +313,7 @@ def test_received_but_unreplayed_wal_is_not_counted_as_loss(fresh_lab):
         wanted = primary.execute("SELECT count(*) FROM orders").fetchone()[0]
     time.sleep(1)
     fresh_lab.mttr("break", "primary-down")
-    result = engine(lab, "pg1", "pg2", run_command, max_lag_bytes=1024).failover()
+    result = engine(lab, "pg1", "pg2", run_process, max_lag_bytes=1024).failover()
     assert result["exposure"]["unreceived_bytes"] == 0 and result["exposure"]["acknowledged_writes_at_risk"] is False
     assert "risk" not in result
     with connect(state, state["ports"]["pg2"]) as conn:
@@ -336,11 +328,11 @@ def test_standby_that_stopped_receiving_is_refused_unless_forced(fresh_lab):
     with connect(state, state["ports"]["pg1"]) as primary:
         primary.execute("INSERT INTO orders (customer, amount_cents) SELECT 'lost', g FROM generate_series(1, 20000) g")
     with pytest.raises(FailoverError, match=r"never received [0-9]+ bytes of pg1's WAL"):
-        engine(lab, "pg1", "pg2", run_command, max_lag_bytes=1024 * 1024).failover(check_mode=True)
+        engine(lab, "pg1", "pg2", run_process, max_lag_bytes=1024 * 1024).failover(check_mode=True)
     fresh_lab.mttr("break", "primary-down")
     nodes = [node(lab, "pg1"), node(lab, "pg2")]
     with pytest.raises(FailoverError, match=r"never received [0-9]+ bytes of pg1's WAL") as refused:
-        failover_cluster(nodes, run=run_command, pg_bin=state["pg_bin"], os_user=lab.cfg.run_as, max_lag_bytes=1024)
+        failover_cluster(nodes, run=run_process, pg_bin=state["pg_bin"], os_user=lab.cfg.run_as, max_lag_bytes=1024)
     assert "set force" in str(refused.value)
     assert lab.nodes["pg2"].in_recovery() is True
 
@@ -349,10 +341,10 @@ def test_standby_that_stopped_receiving_is_refused_unless_forced(fresh_lab):
         "pg1", "127.0.0.1", state["ports"]["pg1"], state["db"]["superuser"], state["db"]["superuser_password"]
     )
     with pytest.raises(FailoverError, match="cannot tell how much of pg1's WAL pg2 never received"):
-        failover_cluster([remote, node(lab, "pg2")], run=run_command)
+        failover_cluster([remote, node(lab, "pg2")], run=run_process)
 
     result = failover_cluster(
-        nodes, run=run_command, pg_bin=state["pg_bin"], os_user=lab.cfg.run_as, max_lag_bytes=1024, force=True
+        nodes, run=run_process, pg_bin=state["pg_bin"], os_user=lab.cfg.run_as, max_lag_bytes=1024, force=True
     )
     exposure = result["exposure"]
     assert exposure["primary_lsn_source"] == "wal" and exposure["replication"] == "asynchronous"
@@ -368,7 +360,7 @@ def test_one_call_chooses_drains_fences_and_switches(fresh_lab):
     state = lab.cfg.state
     nodes = [node(lab, "pg1"), node(lab, "pg2")]
     balancer = [(state["lb"]["admin_socket"], state["lb"]["db_backend"])]
-    options = {"run": run_command, "pg_bin": state["pg_bin"], "os_user": lab.cfg.run_as}
+    options = {"run": run_process, "pg_bin": state["pg_bin"], "os_user": lab.cfg.run_as}
 
     healthy = failover_cluster(nodes, balancer, **options)
     assert healthy["changed"] is False and healthy["primary"] == "pg1"
@@ -393,10 +385,10 @@ def test_load_balancer_is_repaired_when_a_previous_run_stopped_after_promotion(f
     lab = fresh_lab.lab
     state = lab.cfg.state
     fresh_lab.mttr("break", "primary-down")
-    engine(lab, "pg1", "pg2", run_command).failover()  # promoted, HAProxy not switched
+    engine(lab, "pg1", "pg2", run_process).failover()  # promoted, HAProxy not switched
     nodes = [node(lab, "pg1"), node(lab, "pg2")]
     balancer = [(state["lb"]["admin_socket"], state["lb"]["db_backend"])]
-    repaired = failover_cluster(nodes, balancer, run=run_command)
+    repaired = failover_cluster(nodes, balancer, run=run_process)
     assert repaired["changed"] is True and repaired["previous_primary"] is None
     assert "traffic moved" in repaired["msg"]
     assert write_through_lb(state) == state["ports"]["pg2"]
@@ -410,8 +402,8 @@ def test_unreachable_data_directory_leaves_fencing_pending_until_fenced_on_its_h
         "pg1", "127.0.0.1", state["ports"]["pg1"], state["db"]["superuser"], state["db"]["superuser_password"]
     )
     with pytest.raises(FailoverError, match="cannot tell how much of pg1's WAL pg2 never received"):
-        failover_cluster([remote, node(lab, "pg2")], run=run_command)
-    result = failover_cluster([remote, node(lab, "pg2")], run=run_command, force=True)
+        failover_cluster([remote, node(lab, "pg2")], run=run_process)
+    result = failover_cluster([remote, node(lab, "pg2")], run=run_process, force=True)
     assert result["exposure"]["acknowledged_writes_at_risk"] is None and "DATA LOSS UNKNOWN" in result["risk"]
     assert result["changed"] and result["fence"]["pending"] is True
     assert "FENCING PENDING" in result["msg"]
@@ -439,7 +431,7 @@ def test_choice_refuses_split_brain_and_a_cluster_without_standby(fresh_lab):
     fresh_lab.mttr("break", "primary-down")
     lab.nodes["pg2"].stop()
     with pytest.raises(FailoverError, match="no standby answers"):
-        failover_cluster(nodes, run=run_command)
+        failover_cluster(nodes, run=run_process)
 
 
 def third_node(lab):
@@ -515,7 +507,7 @@ def test_remaining_standbys_follow_the_new_primary(fresh_lab):
     try:
         fresh_lab.mttr("break", "primary-down")
         nodes = [node(lab, name) for name in ("pg1", "pg2", "pg3")]
-        result = failover_cluster(nodes, run=run_command, pg_bin=state["pg_bin"], os_user=lab.cfg.run_as)
+        result = failover_cluster(nodes, run=run_process, pg_bin=state["pg_bin"], os_user=lab.cfg.run_as)
         assert result["new_primary"] == "pg2"
         assert result["standbys"] == [{"node": "pg3", "msg": "pg3 now follows pg2"}]
         with connect(state, state["ports"]["pg2"]) as conn:
@@ -529,7 +521,7 @@ def test_remaining_standbys_follow_the_new_primary(fresh_lab):
                     break
                 assert time.monotonic() < deadline, f"pg3 does not replicate from pg2 (receiver {receiver})"
                 time.sleep(0.2)
-        again = failover_cluster(nodes, run=run_command)
+        again = failover_cluster(nodes, run=run_process)
         assert again["changed"] is False and "standbys" not in again
     finally:
         pg3.stop("immediate")

@@ -39,36 +39,20 @@ from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
     HashingReader,
     LocalRepository,
 )
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.backup_fixtures import (
-    MotoServer,
+from ansible_collections.mttr.recovery.tests.support.backups import (
     SmallFilesystem,
     build_big_tree,
     build_tree,
     flip_byte,
-    give_to_postgres,
     member,
     put_raw,
     remove_raw,
-    run_as_postgres,
     siblings,
     store_backup,
     tar_gz,
     truncate,
 )
-
-
-@pytest.fixture(scope="module")
-def moto():
-    server = MotoServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["local", "s3"])
-def repo(request, tmp_path):
-    if request.param == "local":
-        return LocalRepository(tmp_path / "repo")
-    return request.getfixturevalue("moto").repository()
+from ansible_collections.mttr.recovery.tests.support.postgres import give_to_postgres, run_as_postgres
 
 
 class Scene:

@@ -23,40 +23,24 @@ from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import (
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_postgres import STAGING_INFIX, PostgresTarget
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import BackupError, LocalRepository
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.backup_fixtures import (
-    PG_BIN,
-    MotoServer,
-    PostgresServer,
+from ansible_collections.mttr.recovery.tests.support.backups import (
     SmallFilesystem,
     flip_byte,
     remove_raw,
     store_backup,
     truncate,
 )
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import run_process
+from ansible_collections.mttr.recovery.tests.support.postgres import PostgresServer
+from ansible_collections.mttr.recovery.tests.support.processes import run_process
 
 ROWS = 250
 
 
 @pytest.fixture(scope="module")
 def pg():
-    server = PostgresServer()
+    server = PostgresServer(password="b4ckup-S3cret!pw")
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def moto():
-    server = MotoServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["local", "s3"])
-def repo(request, tmp_path):
-    if request.param == "local":
-        return LocalRepository(tmp_path / "repo")
-    return request.getfixturevalue("moto").repository()
 
 
 @pytest.fixture
@@ -292,7 +276,7 @@ def test_backup_refusals(pg, tmp_path):
     repo = LocalRepository(tmp_path / "repo")
     with pytest.raises(BackupError, match="cannot back up database 'nope': it does not exist"):
         take_backup(repo, "postgres", run=run_process, target=pg.target("nope"))
-    wrong = PostgresTarget("postgres", port=pg.port, user=pg.user, password="wrong", pg_bin=str(PG_BIN))
+    wrong = PostgresTarget("postgres", port=pg.port, user=pg.user, password="wrong", pg_bin=str(pg.bin))
     with pytest.raises(BackupError, match=f"cannot connect to PostgreSQL at 127.0.0.1:{pg.port}"):
         take_backup(repo, "postgres", run=run_process, target=wrong)
     assert repo.list_ids() == []
@@ -398,7 +382,7 @@ import json, sys
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_common import make_repository
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_ops import restore
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_postgres import PostgresTarget
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import run_process
+from ansible_collections.mttr.recovery.tests.support.processes import run_process
 
 options, target, tmp_dir = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 print("ready", flush=True)
@@ -415,8 +399,8 @@ def test_a_killed_restore_leaves_no_work_directory_behind(pg, moto, shop, tmp_pa
     pg.query(shop, "DELETE FROM orders WHERE id > 10")
     work = tmp_path / "work"
     work.mkdir()
-    options = moto.options(repo.bucket, prefix=repo.prefix)
-    spec = {"database": shop, "port": pg.port, "user": pg.user, "password": pg.password, "pg_bin": str(PG_BIN)}
+    options = moto.repository_options(repo.bucket, prefix=repo.prefix)
+    spec = {"database": shop, "port": pg.port, "user": pg.user, "password": pg.password, "pg_bin": str(pg.bin)}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, json.dumps(options), json.dumps(spec), str(work)],
         stdout=subprocess.PIPE,

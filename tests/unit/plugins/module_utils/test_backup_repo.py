@@ -31,8 +31,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
     select_backup,
     utcnow,
 )
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.backup_fixtures import (
-    MotoServer,
+from ansible_collections.mttr.recovery.tests.support.backups import (
     flip_byte,
     manifest_for,
     put_raw,
@@ -42,20 +41,6 @@ from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.backup_fi
 )
 
 T0 = datetime.datetime(2026, 11, 20, 12, 0, 0, tzinfo=datetime.UTC)
-
-
-@pytest.fixture(scope="module")
-def moto():
-    server = MotoServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["local", "s3"])
-def repo(request, tmp_path):
-    if request.param == "local":
-        return LocalRepository(tmp_path / "repo")
-    return request.getfixturevalue("moto").repository()
 
 
 @pytest.fixture

@@ -4,34 +4,22 @@ from __future__ import annotations
 
 import uuid
 
-import boto3
 import pytest
 
 from ansible_collections.mttr.recovery.plugins.module_utils.failover_route53 import Route53Switch
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.backup_fixtures import (
-    ACCESS_KEY,
-    REGION,
-    SECRET_KEY,
-    MotoServer,
-)
+from ansible_collections.mttr.recovery.tests.support.moto import MotoServer
 
 
 @pytest.fixture(scope="module")
 def moto():
-    server = MotoServer()
+    server = MotoServer("route53")
     yield server
     server.stop()
 
 
 @pytest.fixture
 def zone(moto):
-    client = boto3.client(
-        "route53",
-        endpoint_url=moto.endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-    )
+    client = moto.client
     name = f"{uuid.uuid4().hex[:8]}.mttr.test."
     zone_id = client.create_hosted_zone(Name=name, CallerReference=uuid.uuid4().hex)["HostedZone"]["Id"]
     client.change_resource_record_sets(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
@@ -20,13 +19,8 @@ from ansible_collections.mttr.recovery.plugins.module_utils.pg_replication impor
     segment_start,
     wal_end,
 )
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.postgres_server import PG_BIN, PostgresServer
-
-
-def run(argv, env):
-    """The engines' command runner: ``env`` updates the environment, as AnsibleModule.run_command does."""
-    result = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ, **(env or {})), check=False)
-    return result.returncode, result.stdout, result.stderr
+from ansible_collections.mttr.recovery.tests.support.postgres import PostgresServer, pg_bin
+from ansible_collections.mttr.recovery.tests.support.processes import run_process
 
 
 @pytest.mark.parametrize(
@@ -97,11 +91,11 @@ def crashable():
 
 
 def crash(server):
-    server._as_postgres(PG_BIN / "pg_ctl", "-D", server.data, "-m", "immediate", "-w", "stop")
+    server.tool("pg_ctl", "-D", server.data, "-m", "immediate", "-w", "stop")
 
 
 def as_postgres(argv, env):
-    return run(["runuser", "-u", "postgres", "--", *argv], env)
+    return run_process(["runuser", "-u", "postgres", "--", *argv], env)
 
 
 def test_wal_end_of_a_crashed_node_is_where_it_stopped_writing(crashable):
@@ -110,7 +104,7 @@ def test_wal_end_of_a_crashed_node_is_where_it_stopped_writing(crashable):
         conn.execute("INSERT INTO t VALUES (1)")
         written = lsn_int(conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])
     crash(crashable)
-    assert wal_end(str(crashable.data), as_postgres, str(PG_BIN)) == written
+    assert wal_end(str(crashable.data), as_postgres, str(crashable.bin)) == written
 
 
 def test_wal_end_after_a_segment_switch(crashable):
@@ -120,23 +114,23 @@ def test_wal_end_after_a_segment_switch(crashable):
         conn.execute("SELECT pg_switch_wal()")
         written = lsn_int(conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])
     crash(crashable)
-    end = wal_end(str(crashable.data), as_postgres, str(PG_BIN))
+    end = wal_end(str(crashable.data), as_postgres, str(crashable.bin))
     # after a switch the insert position is the next segment's first record (past its page header)
     assert end is not None and written - 40 <= end <= written
 
 
 def test_wal_end_of_no_data_directory_is_unknown(tmp_path):
-    assert wal_end(str(tmp_path / "missing"), run, str(PG_BIN)) is None
+    assert wal_end(str(tmp_path / "missing"), run_process, str(pg_bin())) is None
 
 
 def test_configured_setting_reads_the_configuration_files(crashable):
     with crashable.connect() as conn:
         conn.execute("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (pg2)'")
     crash(crashable)
-    assert configured_setting(str(crashable.data), "synchronous_standby_names", as_postgres, str(PG_BIN)) == (
+    assert configured_setting(str(crashable.data), "synchronous_standby_names", as_postgres, str(crashable.bin)) == (
         "FIRST 1 (pg2)"
     )
-    assert configured_setting(str(crashable.data), "no_such_setting", as_postgres, str(PG_BIN)) is None
+    assert configured_setting(str(crashable.data), "no_such_setting", as_postgres, str(crashable.bin)) is None
 
 
 @pytest.mark.parametrize(
@@ -169,7 +163,7 @@ def test_wal_end_of_a_record_cut_off_by_a_page_never_written(crashable):
             conn.execute("INSERT INTO t VALUES (repeat(md5(random()::text), 40))")
     crash(crashable)
     dump = subprocess.run(
-        [str(PG_BIN / "pg_waldump"), "--path", str(crashable.data / "pg_wal"), "--start", checkpoint],
+        [str(crashable.bin / "pg_waldump"), "--path", str(crashable.data / "pg_wal"), "--start", checkpoint],
         capture_output=True,
         text=True,
         check=False,
@@ -183,4 +177,4 @@ def test_wal_end_of_a_record_cut_off_by_a_page_never_written(crashable):
     with open(wal, "r+b") as handle:
         handle.seek((torn // 8192 + 1) * 8192 % segment_size)
         handle.write(b"\0" * 8192)
-    assert wal_end(str(crashable.data), as_postgres, str(PG_BIN)) == torn
+    assert wal_end(str(crashable.data), as_postgres, str(crashable.bin)) == torn

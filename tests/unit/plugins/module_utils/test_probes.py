@@ -21,15 +21,14 @@ from ansible_collections.mttr.recovery.plugins.module_utils.probes import (
     run_probes,
     summarize,
 )
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import free_port
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.probe_servers import (
+from ansible_collections.mttr.recovery.tests.support.listeners import (
     JSON_DOC,
-    Postgres,
     SelfSignedCert,
     SilentListener,
     TargetServer,
-    subprocess_runner,
 )
+from ansible_collections.mttr.recovery.tests.support.postgres import PostgresServer
+from ansible_collections.mttr.recovery.tests.support.processes import free_port, run_process
 
 # ----------------------------------------------------------------------------- fixtures and helpers
 
@@ -72,7 +71,7 @@ def silent():
 
 @pytest.fixture(scope="module")
 def pg():
-    server = Postgres()
+    server = PostgresServer(user="mttr", password="pr0be-S3cret!pw")
     yield server
     server.stop()
 
@@ -597,48 +596,48 @@ def command(argv, **fields):
 
 
 def test_command_healthy_with_stdout_regex():
-    result = one(command(["echo", "replication ok"], stdout_regex=r"ok$"), run_command=subprocess_runner)
+    result = one(command(["echo", "replication ok"], stdout_regex=r"ok$"), run_command=run_process)
     assert result["status"] == HEALTHY, result
     assert result["details"] == {"rc": 0, "stdout": "replication ok\n"}
 
 
 def test_command_stdout_regex_mismatch():
-    result = one(command("echo nope", stdout_regex="^yes"), run_command=subprocess_runner)
+    result = one(command("echo nope", stdout_regex="^yes"), run_command=run_process)
     assert result["status"] == DOWN and result["error"] == "output does not match /^yes/"
 
 
 def test_command_rc_mismatch_reports_stderr_tail():
-    result = one(command(["sh", "-c", "echo first >&2; echo broken pipe >&2; exit 3"]), run_command=subprocess_runner)
+    result = one(command(["sh", "-c", "echo first >&2; echo broken pipe >&2; exit 3"]), run_command=run_process)
     assert result["status"] == DOWN
     assert result["error"] == "exit code 3, expected 0: broken pipe"
     assert result["details"]["rc"] == 3
 
 
 def test_command_expected_nonzero_rc():
-    result = one(command(["sh", "-c", "exit 3"], rc=3), run_command=subprocess_runner)
+    result = one(command(["sh", "-c", "exit 3"], rc=3), run_command=run_process)
     assert result["status"] == HEALTHY
-    result = one(command(["true"], rc=1), run_command=subprocess_runner)
+    result = one(command(["true"], rc=1), run_command=run_process)
     assert result["status"] == DOWN and result["error"] == "exit code 0, expected 1"
 
 
 def test_command_env_is_passed():
     result = one(
         command(["sh", "-c", 'echo "port=$PROBE_PORT"'], env={"PROBE_PORT": 5432}, stdout_regex="^port=5432$"),
-        run_command=subprocess_runner,
+        run_command=run_process,
     )
     assert result["status"] == HEALTHY, result
 
 
 def test_command_timeout():
     started = time.monotonic()
-    result = one(command(["sleep", "10"], timeout=0.3), run_command=subprocess_runner)
+    result = one(command(["sleep", "10"], timeout=0.3), run_command=run_process)
     assert time.monotonic() - started < 3
     assert result["status"] == DOWN
     assert result["error"] == "timed out after 0.3 s"
 
 
 def test_command_missing():
-    result = one(command(["no-such-command-mttr", "--flag"]), run_command=subprocess_runner)
+    result = one(command(["no-such-command-mttr", "--flag"]), run_command=run_process)
     assert result["status"] == DOWN
     assert result["error"] == "command not found: no-such-command-mttr"
 
@@ -653,7 +652,7 @@ def test_command_runner_gets_the_timeout_wrapper():
 
     def recording_runner(argv, env):
         calls.append((argv, env))
-        return subprocess_runner(argv, env)
+        return run_process(argv, env)
 
     one(command(["true"], timeout=2.5, env={"A": "1"}), run_command=recording_runner)
     assert calls == [(["timeout", "--kill-after=1", "2.5", "true"], {"A": "1"})]
@@ -719,7 +718,7 @@ def test_results_keep_input_order(web, silent):
         {"kind": "dns", "host": "localhost", "name": "dns"},
         {"kind": "command", "argv": ["true"], "name": "cmd"},
     ]
-    results = run_probes(normalize(raw), concurrency=6, run_command=subprocess_runner)
+    results = run_probes(normalize(raw), concurrency=6, run_command=run_process)
     assert [r["name"] for r in results] == ["slowest", "tcp", "slow", "broken", "dns", "cmd"]
     assert [r["index"] for r in results] == list(range(6))
     assert [r["status"] for r in results] == [HEALTHY, HEALTHY, HEALTHY, DOWN, HEALTHY, HEALTHY]
@@ -905,4 +904,4 @@ def test_check_really_waits_for_a_server_that_comes_up(fresh_web):
 
 def test_check_passes_the_runner_through():
     specs = normalize([{"kind": "command", "argv": ["true"]}])
-    assert check(specs, run_command=subprocess_runner)["status"] == HEALTHY
+    assert check(specs, run_command=run_process)["status"] == HEALTHY

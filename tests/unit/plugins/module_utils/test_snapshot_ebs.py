@@ -9,12 +9,12 @@ from botocore.exceptions import ClientError
 
 from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_common import SnapshotError
 from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_ebs import TAG, EbsProvider
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.snapshot_fixtures import MotoEc2
+from ansible_collections.mttr.recovery.tests.support.moto import MotoServer
 
 
 @pytest.fixture(scope="module")
 def moto():
-    server = MotoEc2()
+    server = MotoServer("ec2")
     yield server
     server.stop()
 

@@ -20,10 +20,8 @@ import pytest
 
 from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_common import SnapshotError
 from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_lvm import LvmProvider
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.snapshot_fixtures import (
-    printf_runner,
-    run_process,
-)
+from ansible_collections.mttr.recovery.tests.support.processes import run_process
+from ansible_collections.mttr.recovery.tests.support.snapshots import printf_runner
 
 NO_DM = "device-mapper is not available in this kernel"
 

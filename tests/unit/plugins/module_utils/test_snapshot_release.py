@@ -10,11 +10,8 @@ import pytest
 
 from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_common import SnapshotError
 from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_release import HISTORY, ReleaseProvider
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.snapshot_fixtures import (
-    link_target,
-    make_releases,
-    run_process,
-)
+from ansible_collections.mttr.recovery.tests.support.processes import run_process
+from ansible_collections.mttr.recovery.tests.support.snapshots import link_target, make_releases
 
 
 def provider(releases_dir, current_link, restart_command=None):

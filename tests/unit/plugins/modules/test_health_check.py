@@ -8,12 +8,9 @@ import time
 import pytest
 
 from ansible_collections.mttr.recovery.plugins.modules import health_check
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import free_port
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.probe_servers import (
-    Postgres,
-    SilentListener,
-    TargetServer,
-)
+from ansible_collections.mttr.recovery.tests.support.listeners import SilentListener, TargetServer
+from ansible_collections.mttr.recovery.tests.support.postgres import PostgresServer
+from ansible_collections.mttr.recovery.tests.support.processes import free_port
 from ansible_collections.mttr.recovery.tests.unit.plugins.modules.utils import (
     AnsibleExitJson,
     AnsibleFailJson,
@@ -44,7 +41,7 @@ def silent():
 
 @pytest.fixture(scope="module")
 def pg():
-    server = Postgres(password="m0dule-Pa55word#x")
+    server = PostgresServer(user="mttr", password="m0dule-Pa55word#x")
     yield server
     server.stop()
 

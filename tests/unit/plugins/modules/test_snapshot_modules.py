@@ -13,10 +13,7 @@ import pytest
 
 from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_release import HISTORY
 from ansible_collections.mttr.recovery.plugins.modules import snapshot, snapshot_rollback
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.snapshot_fixtures import (
-    link_target,
-    make_releases,
-)
+from ansible_collections.mttr.recovery.tests.support.snapshots import link_target, make_releases
 from ansible_collections.mttr.recovery.tests.unit.plugins.modules.utils import (
     AnsibleExitJson,
     AnsibleFailJson,

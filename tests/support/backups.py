@@ -1,9 +1,4 @@
-"""Real servers and helpers for the backup engine tests: a moto S3 server, a PostgreSQL 15 instance, trees.
-
-Shared by ``test_backup_repo.py``, ``test_backup_files.py`` and ``test_backup_postgres.py``. Deliberately not a
-``conftest.py`` (``tests/conftest.py`` is imported as the top-level module ``conftest``); each test module wraps
-these classes in its own fixtures.
-"""
+"""Helpers for the backup engine tests: raw access to stored objects, manifests, directory trees, a small disk."""
 
 from __future__ import annotations
 
@@ -12,153 +7,17 @@ import io
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
-import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path
 
-from ansible_collections.mttr.recovery.plugins.module_utils.backup_common import make_repository
 from ansible_collections.mttr.recovery.plugins.module_utils.backup_repo import (
     FORMAT,
     LocalRepository,
-    S3Repository,
     new_backup_id,
     utcnow,
 )
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import free_port
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.postgres_server import PG_BIN
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.postgres_server import (
-    PostgresServer as _PostgresServer,
-)
-
-SYSTEM_PYTHON = "/usr/bin/python3"
-COLLECTION_ROOT = Path(__file__).resolve().parents[4]
-ACCESS_KEY = "mttr-test-key"
-SECRET_KEY = "mttr-test-secret"
-REGION = "us-east-1"
-
-
-def run_as_postgres(code: str, *args, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run ``code`` as the unprivileged ``postgres`` user with the system Python, the collection importable.
-
-    The venv's interpreter lives under /root, which that user cannot enter. Debian 12's Python 3.11.2 also
-    predates tarfile's extraction filters: the engine's own member checks are all that guard it there.
-    """
-    path = Path(tempfile.mkdtemp(prefix="mttr-pypath-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        (path / "ansible_collections" / "mttr").mkdir(parents=True)
-        (path / "ansible_collections" / "mttr" / "recovery").symlink_to(COLLECTION_ROOT)
-        return subprocess.run(
-            [SYSTEM_PYTHON, "-c", code, *(str(arg) for arg in args)],
-            user="postgres",
-            group="postgres",
-            extra_groups=[],
-            cwd="/tmp",
-            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(path), "LC_ALL": "C.UTF-8"},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    finally:
-        shutil.rmtree(path)
-
-
-def give_to_postgres(*roots) -> None:
-    """chown -R postgres: what the unprivileged user must read (a repository) or write (a target's parent)."""
-    for root in roots:
-        shutil.chown(root, "postgres", "postgres")
-        for parent, dirs, files in os.walk(root):
-            for name in dirs + files:
-                os.chown(os.path.join(parent, name), *_postgres_ids(), follow_symlinks=False)
-
-
-def _postgres_ids() -> tuple[int, int]:
-    import pwd
-
-    entry = pwd.getpwnam("postgres")
-    return entry.pw_uid, entry.pw_gid
-
-
-# ----------------------------------------------------------------------------- S3 (moto server)
-
-
-class MotoServer:
-    """``moto.server`` in a subprocess on a free 127.0.0.1 port; S3 through real boto3 clients over HTTP."""
-
-    def __init__(self):
-        self.process = None
-        fd, self.log = tempfile.mkstemp(prefix="mttr-moto-", suffix=".log")
-        os.close(fd)
-        for attempt in range(3):  # another process may take the free port before moto binds it
-            self.port = free_port()
-            self.endpoint = f"http://127.0.0.1:{self.port}"
-            with open(self.log, "wb") as log:
-                self.process = subprocess.Popen(
-                    [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY),
-                )
-            if self._wait():
-                return
-            self.stop()
-            if attempt == 2:
-                raise RuntimeError(f"moto server did not start: {Path(self.log).read_text(errors='replace')}")
-
-    def _wait(self, timeout: float = 30) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2) as response:
-                    if response.status == 200:
-                        return True
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.05)
-        return False
-
-    def options(self, bucket: str, **extra) -> dict:
-        """The ``repository`` option of the backup modules for a bucket on this server."""
-        options = {
-            "type": "s3",
-            "bucket": bucket,
-            "prefix": "",
-            "endpoint_url": self.endpoint,
-            "region": REGION,
-            "access_key": ACCESS_KEY,
-            "secret_key": SECRET_KEY,
-            "multipart_chunk_mb": 16,
-            "max_concurrency": 4,
-        }
-        options.update(extra)
-        return options
-
-    def repository(self, prefix: str = "backups", **extra) -> S3Repository:
-        """A repository in a new bucket, built by the modules' own factory (boto3 client, transfer config)."""
-        bucket = f"mttr-{uuid.uuid4().hex[:12]}"
-        repository = make_repository(self.options(bucket, prefix=prefix, **extra))
-        repository.client.create_bucket(Bucket=bucket)
-        return repository
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        if os.path.exists(self.log):
-            os.unlink(self.log)
-
 
 # ----------------------------------------------------------------------------- raw access to stored objects
 
@@ -342,20 +201,3 @@ def siblings(path) -> list[str]:
     """Names beside ``path`` that the files engine created (staging, safety and undone copies)."""
     path = Path(path)
     return sorted(name for name in os.listdir(path.parent) if name.startswith(f"{path.name}.mttr-"))
-
-
-# ----------------------------------------------------------------------------- PostgreSQL
-
-
-class PostgresServer(_PostgresServer):
-    """The shared throwaway PostgreSQL server, with the backup engine's view of a database."""
-
-    def __init__(self, user: str = "mttr_admin", password: str = "b4ckup-S3cret!pw"):
-        super().__init__(user, password, prefix="mttr-backup-pg-")
-
-    def target(self, database: str):
-        from ansible_collections.mttr.recovery.plugins.module_utils.backup_postgres import PostgresTarget
-
-        return PostgresTarget(
-            database, host="127.0.0.1", port=self.port, user=self.user, password=self.password, pg_bin=str(PG_BIN)
-        )

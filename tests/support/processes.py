@@ -1,4 +1,4 @@
-"""Helpers the unit-test fixtures share: a free loopback port and the engines' real process runner."""
+"""Local processes for tests: a free loopback port and the engines' real command runner."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ def free_port() -> int:
 
 
 def run_process(argv, env, timeout: float = 120):
-    """The engines' runner: ``run(argv, env) -> (rc, stdout, stderr)`` through a real subprocess."""
+    """The engines' runner: ``run(argv, env) -> (rc, stdout, stderr)`` through a real subprocess.
+
+    ``env`` updates the environment, as AnsibleModule.run_command does.
+    """
     result = subprocess.run(
         [str(arg) for arg in argv],
         env=dict(os.environ, **(env or {})),

@@ -1,14 +1,11 @@
-"""Real local servers for the probe tests: HTTP(S) on 127.0.0.1, a silent TCP listener, a refused port, PostgreSQL.
+"""Real listeners on 127.0.0.1 for the probe engine's and the health_check module's tests.
 
-Shared by ``test_probes.py`` (the engine) and ``test_health_check.py`` (the module). Deliberately not a
-``conftest.py``: ``tests/conftest.py`` is imported as the top-level module ``conftest`` by other tests, and a
-second, package-less ``conftest.py`` would replace it in ``sys.modules``.
+An HTTP(S) server that counts what it serves, a TCP socket that never answers, a self-signed certificate.
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
 import ipaddress
 import json
 import shutil
@@ -26,9 +23,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.local_processes import run_process
-from ansible_collections.mttr.recovery.tests.unit.plugins.module_utils.postgres_server import PostgresServer
 
 JSON_DOC = {"status": "ok", "version": 3, "items": [{"id": 7}, {"id": 9}], "checks": {"db": True}}
 
@@ -197,13 +191,3 @@ class SelfSignedCert:
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class Postgres(PostgresServer):
-    """The shared throwaway PostgreSQL server, with the probe tests' superuser."""
-
-    def __init__(self, user: str = "mttr", password: str = "pr0be-S3cret!pw"):
-        super().__init__(user, password, prefix="probe-pg-")
-
-
-subprocess_runner = functools.partial(run_process, timeout=30)
