@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 
@@ -11,18 +12,10 @@ from ansible_collections.mttr.recovery.plugins.modules import health_check
 from ansible_collections.mttr.recovery.tests.support.listeners import SilentListener, TargetServer
 from ansible_collections.mttr.recovery.tests.support.postgres import PostgresServer
 from ansible_collections.mttr.recovery.tests.support.processes import free_port
-from ansible_collections.mttr.recovery.tests.unit.plugins.modules.utils import (
-    AnsibleExitJson,
-    AnsibleFailJson,
-    patch_exit_fail,
-    set_module_args,
-)
+from ansible_collections.mttr.recovery.tests.unit.plugins.modules.utils import AnsibleFailJson, module_outcome
 
-
-@pytest.fixture(autouse=True)
-def harness():
-    with patch_exit_fail():
-        yield
+# The exception the module ended with: its result in ``.result``, the AnsibleModule in ``.module``.
+run_module = functools.partial(module_outcome, health_check)
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +37,6 @@ def pg():
     server = PostgresServer(user="mttr", password="m0dule-Pa55word#x")
     yield server
     server.stop()
-
-
-def run_module(args, outcome=AnsibleExitJson):
-    """Run the module's main() with ``args``; return the exception it ended with (its result in ``.result``)."""
-    with set_module_args(args), pytest.raises(outcome) as info:
-        health_check.main()
-    return info.value
 
 
 def healthy_probes(web, silent):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sqlite3
@@ -10,33 +11,17 @@ import pytest
 
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import IncidentStore
 from ansible_collections.mttr.recovery.plugins.modules import incident
-from ansible_collections.mttr.recovery.tests.unit.plugins.modules.utils import (
-    AnsibleExitJson,
-    AnsibleFailJson,
-    patch_exit_fail,
-    set_module_args,
-)
+from ansible_collections.mttr.recovery.tests.unit.plugins.modules import utils
+from ansible_collections.mttr.recovery.tests.unit.plugins.modules.utils import AnsibleFailJson
 
 TABLES = ("incidents", "timeline", "locks")
 
-
-@pytest.fixture(autouse=True)
-def harness():
-    with patch_exit_fail():
-        yield
+run_module = functools.partial(utils.run_module, incident)
 
 
 @pytest.fixture
 def store(tmp_path):
     return str(tmp_path / "mttr" / "incidents.sqlite")
-
-
-def run_module(args, outcome=AnsibleExitJson, check=False, diff=False):
-    """Run the module's main() with ``args``; return the result it exited or failed with."""
-    args = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
-    with set_module_args(args), pytest.raises(outcome) as info:
-        incident.main()
-    return info.value.result
 
 
 def counts(path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import stat
@@ -10,18 +11,10 @@ import pytest
 
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import IncidentStore
 from ansible_collections.mttr.recovery.plugins.modules import incident_report
-from ansible_collections.mttr.recovery.tests.unit.plugins.modules.utils import (
-    AnsibleExitJson,
-    AnsibleFailJson,
-    patch_exit_fail,
-    set_module_args,
-)
+from ansible_collections.mttr.recovery.tests.unit.plugins.modules import utils
+from ansible_collections.mttr.recovery.tests.unit.plugins.modules.utils import AnsibleFailJson
 
-
-@pytest.fixture(autouse=True)
-def harness():
-    with patch_exit_fail():
-        yield
+run_module = functools.partial(utils.run_module, incident_report)
 
 
 @pytest.fixture
@@ -42,13 +35,6 @@ def store(tmp_path):
         writer.transition(record["id"], "resolved", now="2026-11-23T09:10:00Z")
         writer.open(["search"], "SEV3", "Search slow", now="2026-11-23T10:00:00Z")
     return path
-
-
-def run_module(args, outcome=AnsibleExitJson, check=False, diff=False):
-    args = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
-    with set_module_args(args), pytest.raises(outcome) as info:
-        incident_report.main()
-    return info.value.result
 
 
 def test_html_review_check_mode_then_write_then_unchanged(store, tmp_path):

@@ -14,18 +14,7 @@ import pytest
 from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_release import HISTORY
 from ansible_collections.mttr.recovery.plugins.modules import snapshot, snapshot_rollback
 from ansible_collections.mttr.recovery.tests.support.snapshots import link_target, make_releases
-from ansible_collections.mttr.recovery.tests.unit.plugins.modules.utils import (
-    AnsibleExitJson,
-    AnsibleFailJson,
-    patch_exit_fail,
-    set_module_args,
-)
-
-
-@pytest.fixture(autouse=True)
-def harness():
-    with patch_exit_fail():
-        yield
+from ansible_collections.mttr.recovery.tests.unit.plugins.modules.utils import AnsibleFailJson, run_module
 
 
 @pytest.fixture
@@ -34,13 +23,6 @@ def tree(tmp_path):
     releases_dir, current_link = make_releases(tmp_path, ["1.0.0", "1.1.0", "1.2.0"], current="1.2.0")
     options = {"provider": "release", "releases_dir": releases_dir, "current_link": current_link}
     return options, current_link, str(tmp_path / "restarted")
-
-
-def run_module(module, args, outcome=AnsibleExitJson):
-    """Run ``module.main()`` with ``args``; return the result it exited or failed with."""
-    with set_module_args(args), pytest.raises(outcome) as info:
-        module.main()
-    return info.value.result
 
 
 def history_path(current_link):
