@@ -20,9 +20,9 @@ def moto():
     server.stop()
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.integration)])
 def repo(request, tmp_path):
-    """A backup repository: a local directory, and an S3 bucket on moto's server."""
+    """A backup repository: a local directory, and an S3 bucket on moto's server (so an integration test)."""
     if request.param == "local":
         return LocalRepository(tmp_path / "repo")
     return request.getfixturevalue("moto").repository()

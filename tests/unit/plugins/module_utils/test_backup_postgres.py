@@ -33,6 +33,8 @@ from ansible_collections.mttr.recovery.tests.support.backups import (
 from ansible_collections.mttr.recovery.tests.support.postgres import PostgresServer
 from ansible_collections.mttr.recovery.tests.support.processes import run_process
 
+pytestmark = pytest.mark.integration
+
 ROWS = 250
 
 

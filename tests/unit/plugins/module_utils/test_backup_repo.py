@@ -119,6 +119,7 @@ def test_artifact_writer_failure_leaves_nothing(repo):
         assert os.listdir(os.path.join(repo.root, backup_id)) == []
 
 
+@pytest.mark.integration
 def test_s3_writer_reports_upload_failure(moto):
     repository = moto.repository()
     repository.bucket = "mttr-no-such-bucket"
@@ -244,6 +245,7 @@ def test_delete(repo):
 # ----------------------------------------------------------------------------- S3 multipart transfers
 
 
+@pytest.mark.integration
 def test_s3_multipart_upload_and_streaming_download(moto):
     repository = moto.repository()  # the modules' defaults: 16 MiB parts
     backup_id = new_backup_id("postgres")
@@ -296,6 +298,7 @@ def test_s3_multipart_upload_and_streaming_download(moto):
         repository.download_artifact(backup_id, "absent.dump", HashingWriter(Sink()))
 
 
+@pytest.mark.integration
 def test_s3_write_artifact_multipart_with_small_parts(moto):
     repository = moto.repository(multipart_chunk_mb=5)
     backup_id = new_backup_id("files")
@@ -306,6 +309,7 @@ def test_s3_write_artifact_multipart_with_small_parts(moto):
     assert head["ETag"].strip('"').endswith("-3"), head["ETag"]
 
 
+@pytest.mark.integration
 def test_s3_prefix_layout(moto):
     repository = moto.repository(prefix="/team/backups/")
     manifest = store_backup(repository, "files", {"files.tar.gz": b"abc"})

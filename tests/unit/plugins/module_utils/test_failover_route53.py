@@ -9,6 +9,8 @@ import pytest
 from ansible_collections.mttr.recovery.plugins.module_utils.failover_route53 import Route53Switch
 from ansible_collections.mttr.recovery.tests.support.moto import MotoServer
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def moto():

@@ -13,6 +13,7 @@ def haproxy(tmp_path):
     server.stop()
 
 
+@pytest.mark.integration
 def test_servers_state_lists_each_server(haproxy):
     rows = {row["srv_name"]: row for row in haproxy.servers_state("be")}
     assert set(rows) == {"s1", "s2"}
@@ -21,6 +22,7 @@ def test_servers_state_lists_each_server(haproxy):
     assert not int(rows["s1"]["srv_admin_state"]) & 0x01
 
 
+@pytest.mark.integration
 def test_server_status_follows_runtime_changes(haproxy):
     assert haproxy.server_status("be") == {"s1": "no check", "s2": "MAINT"}
     haproxy.command("set server be/s1 state maint")

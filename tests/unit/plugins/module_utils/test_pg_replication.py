@@ -98,6 +98,7 @@ def as_postgres(argv, env):
     return run_process(["runuser", "-u", "postgres", "--", *argv], env)
 
 
+@pytest.mark.integration
 def test_wal_end_of_a_crashed_node_is_where_it_stopped_writing(crashable):
     with crashable.connect() as conn:
         conn.execute("CREATE TABLE t AS SELECT g FROM generate_series(1, 50000) AS g")
@@ -107,6 +108,7 @@ def test_wal_end_of_a_crashed_node_is_where_it_stopped_writing(crashable):
     assert wal_end(str(crashable.data), as_postgres, str(crashable.bin)) == written
 
 
+@pytest.mark.integration
 def test_wal_end_after_a_segment_switch(crashable):
     with crashable.connect() as conn:
         conn.execute("CREATE TABLE t (g int)")
@@ -123,6 +125,7 @@ def test_wal_end_of_no_data_directory_is_unknown(tmp_path):
     assert wal_end(str(tmp_path / "missing"), run_process, str(pg_bin())) is None
 
 
+@pytest.mark.integration
 def test_configured_setting_reads_the_configuration_files(crashable):
     with crashable.connect() as conn:
         conn.execute("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (pg2)'")
@@ -154,6 +157,7 @@ def test_end_pointer(start, end):
     assert lsn_text(end_pointer(lsn_int(start))) == end
 
 
+@pytest.mark.integration
 def test_wal_end_of_a_record_cut_off_by_a_page_never_written(crashable):
     """A torn write: a record crosses into a page the crash never wrote. The WAL ends where it starts."""
     with crashable.connect() as conn:

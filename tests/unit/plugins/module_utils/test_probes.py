@@ -295,6 +295,7 @@ def test_normalize_empty_list_is_fine():
 # ----------------------------------------------------------------------------- http
 
 
+@pytest.mark.integration
 def test_http_healthy(web):
     result = one(http(web.url("/ok"), name="front", labels={"tier": "web"}))
     assert result["status"] == HEALTHY, result
@@ -304,6 +305,7 @@ def test_http_healthy(web):
     assert 0 <= result["latency_ms"] < 2000
 
 
+@pytest.mark.integration
 def test_http_wrong_status_is_down(web):
     result = one(http(web.url("/status/500")))
     assert result["status"] == DOWN
@@ -311,18 +313,21 @@ def test_http_wrong_status_is_down(web):
     assert result["details"] == {"status_code": 500}
 
 
+@pytest.mark.integration
 def test_http_expected_statuses(web):
     assert one(http(web.url("/status/503"), status=[200, 503]))["status"] == HEALTHY
     result = one(http(web.url("/ok"), status=[204, 301]))
     assert result["status"] == DOWN and result["error"] == "HTTP 200, expected 204, 301"
 
 
+@pytest.mark.integration
 def test_http_body_regex(web):
     assert one(http(web.url("/ok"), body_regex=r"^all\s+good$"))["status"] == HEALTHY
     result = one(http(web.url("/ok"), body_regex="broken"))
     assert result["status"] == DOWN and result["error"] == "body does not match /broken/"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("path", "value"),
     [("status", "ok"), ("version", 3), ("items.1.id", 9), ("checks.db", True), ("checks", {"db": True})],
@@ -333,11 +338,13 @@ def test_http_json_path_and_value_match(web, path, value):
     assert result["details"]["json_value"] == value
 
 
+@pytest.mark.integration
 def test_http_json_path_alone_reports_the_value(web):
     result = one(http(web.url("/json"), json_path="items.0"))
     assert result["status"] == HEALTHY and result["details"]["json_value"] == JSON_DOC["items"][0]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("fields", "error"),
     [
@@ -354,12 +361,14 @@ def test_http_json_mismatch_is_down(web, fields, error):
     assert result["error"] == error
 
 
+@pytest.mark.integration
 def test_http_body_that_is_not_json(web):
     result = one(http(web.url("/text"), json_path="status"))
     assert result["status"] == DOWN
     assert result["error"].startswith("JSON path status: Expecting value")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("path", "value"), [("method", "PUT"), ("query", "verbose=1"), ("token", "t-42"), ("body", "ping")]
 )
@@ -369,6 +378,7 @@ def test_http_method_headers_body_and_query_reach_the_server(web, path, value):
     assert result["status"] == HEALTHY, result
 
 
+@pytest.mark.integration
 def test_http_refused(web):
     port = free_port()
     result = one(http(f"http://127.0.0.1:{port}/"))
@@ -377,6 +387,7 @@ def test_http_refused(web):
     assert result["details"] == {}
 
 
+@pytest.mark.integration
 def test_http_server_that_never_answers_times_out(silent):
     started = time.monotonic()
     result = one(http(f"http://127.0.0.1:{silent.port}/health", timeout=0.3))
@@ -385,6 +396,7 @@ def test_http_server_that_never_answers_times_out(silent):
     assert result["error"] == "timed out after 0.3 s"
 
 
+@pytest.mark.integration
 def test_http_slow_response_over_threshold_is_degraded(web):
     result = one(http(web.url("/slow/300"), latency_threshold_ms=100))
     assert result["status"] == DEGRADED
@@ -393,28 +405,33 @@ def test_http_slow_response_over_threshold_is_degraded(web):
     assert one(http(web.url("/ok"), latency_threshold_ms=2000))["status"] == HEALTHY
 
 
+@pytest.mark.integration
 def test_http_slower_than_timeout_is_down_not_degraded(web):
     result = one(http(web.url("/slow/800"), timeout=0.2, latency_threshold_ms=100))
     assert result["status"] == DOWN and "timed out" in result["error"]
 
 
+@pytest.mark.integration
 def test_https_without_verification(tls_web):
     result = one(http(tls_web.url("/json"), validate_certs=False, json_path="status", json_value="ok"))
     assert result["status"] == HEALTHY, result
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 def test_https_verified_against_ca_path(tls_web, cert, host):
     result = one(http(tls_web.url("/ok", host=host), ca_path=str(cert.cert_path)))
     assert result["status"] == HEALTHY, result
 
 
+@pytest.mark.integration
 def test_https_self_signed_is_refused_by_default(tls_web):
     result = one(http(tls_web.url("/ok")))
     assert result["status"] == DOWN
     assert "CERTIFICATE_VERIFY_FAILED" in result["error"]
 
 
+@pytest.mark.integration
 def test_https_to_a_plain_http_server_is_down(web):
     result = one(http(web.url("/ok").replace("http://", "https://"), validate_certs=False))
     assert result["status"] == DOWN and result["error"]
@@ -423,6 +440,7 @@ def test_https_to_a_plain_http_server_is_down(web):
 # ----------------------------------------------------------------------------- tcp
 
 
+@pytest.mark.integration
 def test_tcp_listening_socket(silent):
     result = one({"kind": "tcp", "host": "127.0.0.1", "port": silent.port})
     assert result["status"] == HEALTHY and result["details"] == {} and result["name"] == f"tcp 127.0.0.1:{silent.port}"
@@ -451,6 +469,7 @@ def test_no_retries_means_one_attempt_and_no_sleep():
     assert result["attempts"] == 1 and clock.sleeps == []
 
 
+@pytest.mark.integration
 def test_retry_succeeds_after_failures(fresh_web):
     fresh_web.scripts["flaky"] = [503, 503, 200]
     clock = FakeClock()
@@ -462,6 +481,7 @@ def test_retry_succeeds_after_failures(fresh_web):
     assert fresh_web.hits["/script/flaky"] == 3
 
 
+@pytest.mark.integration
 def test_retry_uses_real_sleep_by_default(fresh_web):
     fresh_web.scripts["flaky"] = [500, 200]
     started = time.monotonic()
@@ -470,6 +490,7 @@ def test_retry_uses_real_sleep_by_default(fresh_web):
     assert time.monotonic() - started >= 0.2
 
 
+@pytest.mark.integration
 def test_details_of_an_earlier_attempt_do_not_leak_into_the_last(fresh_web):
     fresh_web.scripts["gone"] = [500]
     result = one(http(fresh_web.url("/script/gone"), retries=1, backoff=0), sleep=lambda seconds: fresh_web.close())
@@ -478,6 +499,7 @@ def test_details_of_an_earlier_attempt_do_not_leak_into_the_last(fresh_web):
     assert result["details"] == {}  # not the first attempt's {"status_code": 500}
 
 
+@pytest.mark.integration
 def test_latency_is_measured_with_the_clock(web):
     ticks = iter([10.0, 10.25])
     result = one(http(web.url("/ok"), latency_threshold_ms=200), clock=lambda: next(ticks))
@@ -488,6 +510,7 @@ def test_latency_is_measured_with_the_clock(web):
 # ----------------------------------------------------------------------------- postgres (real server)
 
 
+@pytest.mark.integration
 def test_postgres_select_one(pg):
     result = one(pg.probe())
     assert result["status"] == HEALTHY, result
@@ -495,6 +518,7 @@ def test_postgres_select_one(pg):
     assert result["name"] == f"postgres 127.0.0.1:{pg.port}"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("fields", "value"),
     [
@@ -517,6 +541,7 @@ def test_postgres_expected_value_matches(pg, fields, value):
         assert result["details"]["value"] == value
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("fields", "error"),
     [
@@ -537,6 +562,7 @@ def test_postgres_expected_value_mismatch_is_down(pg, fields, error):
     assert error in result["error"]
 
 
+@pytest.mark.integration
 def test_postgres_wrong_password(pg):
     result = one(pg.probe(password="not-the-password"))
     assert result["status"] == DOWN
@@ -544,6 +570,7 @@ def test_postgres_wrong_password(pg):
     assert "not-the-password" not in json.dumps(result)
 
 
+@pytest.mark.integration
 def test_postgres_query_error_and_missing_database(pg):
     result = one(pg.probe(query="SELECT * FROM no_such_table"))
     assert result["status"] == DOWN and 'relation "no_such_table" does not exist' in result["error"]
@@ -551,6 +578,7 @@ def test_postgres_query_error_and_missing_database(pg):
     assert result["status"] == DOWN and 'database "no_such_db" does not exist' in result["error"]
 
 
+@pytest.mark.integration
 def test_postgres_statement_timeout(pg):
     started = time.monotonic()
     result = one(pg.probe(query="SELECT pg_sleep(5)", timeout=0.3))
@@ -563,6 +591,7 @@ def test_postgres_refused():
     assert result["status"] == DOWN and "refused" in result["error"].lower()
 
 
+@pytest.mark.integration
 def test_postgres_expect_primary_and_report_replication(pg):
     result = one(pg.probe(expect_role="primary"))
     assert result["status"] == HEALTHY, result
@@ -571,6 +600,7 @@ def test_postgres_expect_primary_and_report_replication(pg):
     assert result["status"] == HEALTHY and result["details"]["role"] == "primary"
 
 
+@pytest.mark.integration
 def test_postgres_expect_standby_on_a_primary_is_down(pg):
     result = one(pg.probe(expect_role="standby"))
     assert result["status"] == DOWN
@@ -578,12 +608,14 @@ def test_postgres_expect_standby_on_a_primary_is_down(pg):
     assert result["details"]["role"] == "primary"
 
 
+@pytest.mark.integration
 def test_postgres_max_lag_bytes_zero_still_checks_replication(pg):
     result = one(pg.probe(max_lag_bytes=0))
     assert result["status"] == HEALTHY
     assert result["details"]["role"] == "primary" and result["details"]["lag_bytes"] == 0
 
 
+@pytest.mark.integration
 def test_postgres_without_replication_fields_reports_no_role(pg):
     assert "role" not in one(pg.probe())["details"]
 
@@ -684,6 +716,7 @@ def test_dns_expected_address_missing():
 # ----------------------------------------------------------------------------- concurrency and order
 
 
+@pytest.mark.integration
 def test_fifty_probes_run_concurrently(fresh_web):
     specs = normalize([http(fresh_web.url("/work"), name=f"w{i}", timeout=5) for i in range(50)])
     started = time.monotonic()
@@ -695,6 +728,7 @@ def test_fifty_probes_run_concurrently(fresh_web):
     assert fresh_web.max_active > 1
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("limit", "count"), [(1, 4), (5, 15), (8, 20)])
 def test_concurrency_limit_is_respected(fresh_web, limit, count):
     specs = normalize([http(fresh_web.url("/work"), name=f"w{i}", timeout=5) for i in range(count)])
@@ -709,6 +743,7 @@ def test_concurrency_limit_is_respected(fresh_web, limit, count):
         assert fresh_web.max_active > 1
 
 
+@pytest.mark.integration
 def test_results_keep_input_order(web, silent):
     raw = [
         http(web.url("/slow/300"), name="slowest"),
@@ -724,6 +759,7 @@ def test_results_keep_input_order(web, silent):
     assert [r["status"] for r in results] == [HEALTHY, HEALTHY, HEALTHY, DOWN, HEALTHY, HEALTHY]
 
 
+@pytest.mark.integration
 def test_mixed_outcomes_across_threads_each_land_on_their_probe(web):
     raw = [http(web.url("/ok" if i % 3 else "/status/404"), name=f"p{i}") for i in range(30)]
     results = run_probes(normalize(raw), concurrency=10)
@@ -834,6 +870,7 @@ def test_check_once_by_default():
     assert result["probes"][0]["name"] == "dead" and result["elapsed_s"] == 0
 
 
+@pytest.mark.integration
 def test_check_waits_for_consecutive_healthy_rounds(web):
     clock = FakeClock()
     specs = normalize([http(web.url("/ok"))])
@@ -846,6 +883,7 @@ def test_check_waits_for_consecutive_healthy_rounds(web):
     assert result["elapsed_s"] == 1.0
 
 
+@pytest.mark.integration
 def test_check_streak_restarts_after_a_bad_round(fresh_web):
     fresh_web.scripts["wobbly"] = [200, 500, 200, 200, 200, 500]
     clock = FakeClock()
@@ -865,6 +903,7 @@ def test_check_stops_at_the_deadline():
     assert result["elapsed_s"] <= 5
 
 
+@pytest.mark.integration
 def test_check_deadline_with_some_healthy_rounds(fresh_web):
     fresh_web.scripts["late"] = [200, 200, 500]
     clock = FakeClock()
@@ -874,6 +913,7 @@ def test_check_deadline_with_some_healthy_rounds(fresh_web):
     assert result["rounds"] == 4 and result["consecutive_healthy"] == 0
 
 
+@pytest.mark.integration
 def test_check_degraded_rounds_do_not_count_as_healthy(web):
     clock = FakeClock()
     specs = normalize(
@@ -890,6 +930,7 @@ def test_check_zero_deadline_probes_once():
     assert result["rounds"] == 1 and result["deadline_reached"] is True and clock.sleeps == []
 
 
+@pytest.mark.integration
 def test_check_really_waits_for_a_server_that_comes_up(fresh_web):
     fresh_web.ready_at = time.monotonic() + 0.6
     specs = normalize([http(fresh_web.url("/ready"), name="ready")])

@@ -11,6 +11,8 @@ from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_common impo
 from ansible_collections.mttr.recovery.plugins.module_utils.snapshot_ebs import TAG, EbsProvider
 from ansible_collections.mttr.recovery.tests.support.moto import MotoServer
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def moto():

@@ -52,6 +52,7 @@ def dead_port_probe(name="dead-port", **fields):
     return dict({"name": name, "kind": "tcp", "host": "127.0.0.1", "port": free_port(), "timeout": 1}, **fields)
 
 
+@pytest.mark.integration
 def test_healthy_call(web, silent):
     result = run_module({"probes": healthy_probes(web, silent)}).result
     assert result["changed"] is False
@@ -66,6 +67,7 @@ def test_healthy_call(web, silent):
     assert "failed" not in result
 
 
+@pytest.mark.integration
 def test_fail_on_down_names_the_failing_probes(web):
     probes = [
         {"name": "front", "kind": "http", "url": web.url("/ok")},
@@ -83,6 +85,7 @@ def test_fail_on_down_names_the_failing_probes(web):
     assert result["changed"] is False and "exception" not in result
 
 
+@pytest.mark.integration
 def test_fail_on_never_only_reports(web):
     result = run_module({"probes": [dead_port_probe()], "fail_on": "never"}).result
     assert result["status"] == "down" and result["failing"] == ["dead-port: down (Connection refused)"]
@@ -91,6 +94,7 @@ def test_fail_on_never_only_reports(web):
     assert result["status"] == "down"
 
 
+@pytest.mark.integration
 def test_fail_on_levels_with_a_non_critical_probe_down(web):
     probes = [{"name": "front", "kind": "http", "url": web.url("/ok")}, dead_port_probe(critical=False)]
     result = run_module({"probes": probes, "fail_on": "down"}).result
@@ -99,6 +103,7 @@ def test_fail_on_levels_with_a_non_critical_probe_down(web):
     assert error.result["msg"].startswith("degraded: 1 healthy, 0 degraded, 1 down; failing: dead-port: down")
 
 
+@pytest.mark.integration
 def test_degraded_by_latency(web):
     probes = [{"name": "slow", "kind": "http", "url": web.url("/slow/250"), "latency_threshold_ms": 50}]
     error = run_module({"probes": probes, "fail_on": "degraded"}, AnsibleFailJson)
@@ -172,6 +177,7 @@ def test_bad_module_options(args, message):
     assert result["msg"] == message
 
 
+@pytest.mark.integration
 def test_check_mode_gives_the_same_result(web, silent):
     args = {"probes": healthy_probes(web, silent)}
     normal = run_module(args).result
@@ -183,6 +189,7 @@ def test_check_mode_gives_the_same_result(web, silent):
     assert [p["status"] for p in checked.result["probes"]] == [p["status"] for p in normal["probes"]]
 
 
+@pytest.mark.integration
 def test_postgres_password_never_returned(pg):
     wrong = "Wr0ng-pa55word-zz"
     probes = [
@@ -203,6 +210,7 @@ def test_postgres_password_never_returned(pg):
     assert wrong not in text
 
 
+@pytest.mark.integration
 def test_command_probes_use_the_module_runner(web):
     probes = [
         {"name": "env", "kind": "command", "argv": ["sh", "-c", "echo $PROBE_PORT"], "env": {"PROBE_PORT": 5432}},
@@ -220,6 +228,7 @@ def test_command_probes_use_the_module_runner(web):
     assert by_name["missing"]["error"] == "command not found: no-such-command-mttr"
 
 
+@pytest.mark.integration
 def test_defaults_apply_to_every_probe(silent):
     probes = [{"name": "hung", "kind": "http", "url": f"http://127.0.0.1:{silent.port}/"}]
     result = run_module({"probes": probes, "defaults": {"timeout": 0.2, "retries": 1, "backoff": 0.05}}).result
@@ -228,6 +237,7 @@ def test_defaults_apply_to_every_probe(silent):
     assert probe["error"] == "timed out after 0.2 s"
 
 
+@pytest.mark.integration
 def test_wait_for_healthy_catches_a_service_coming_up():
     server = TargetServer()
     try:
@@ -249,6 +259,7 @@ def test_wait_for_healthy_gives_up_at_the_deadline():
     assert "dead-port: down" in result["msg"]
 
 
+@pytest.mark.integration
 def test_concurrency_option_limits_parallel_probes():
     server = TargetServer()
     try:
