@@ -26,6 +26,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.incident_store impor
 from ansible_collections.mttr.recovery.plugins.module_utils.probes import normalize, run_probes
 from ansible_collections.mttr.recovery.tests.support.processes import free_port, run_process
 from conftest import REPO, run_playbook, task_result
+from mttr.lab.cycles import replication_from
 from mttr.lab.postgres import PostgresNode
 
 pytestmark = pytest.mark.integration
@@ -78,26 +79,8 @@ def engine(lab, old, new, run, **kwargs):
 
 def assert_streams_from(lab, standby, primary, timeout=30):
     """``standby`` streams from ``primary`` (sender port), ``primary`` lists it, and a row written on
-    ``primary`` now shows up on ``standby``. Returns that row's id."""
-    state = lab.cfg.state
-    with connect(state, state["ports"][primary]) as conn:
-        row = conn.execute(
-            "INSERT INTO orders (customer, amount_cents) VALUES ('streams-check', 1) RETURNING id"
-        ).fetchone()[0]
-    deadline = time.monotonic() + timeout
-    while True:
-        with connect(state, state["ports"][standby]) as conn:
-            receiver = conn.execute("SELECT status, sender_port FROM pg_stat_wal_receiver").fetchone()
-            seen = conn.execute("SELECT count(*) FROM orders WHERE id = %s", (row,)).fetchone()[0]
-        with connect(state, state["ports"][primary], "postgres") as conn:
-            senders = conn.execute("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'").fetchone()[0]
-        if receiver == ("streaming", state["ports"][primary]) and seen == 1 and senders >= 1:
-            return row
-        assert time.monotonic() < deadline, (
-            f"{standby} does not replicate from {primary}: receiver {receiver}, row seen {seen}, "
-            f"{primary} lists {senders} streaming standby"
-        )
-        time.sleep(0.2)
+    ``primary`` now shows up on ``standby`` (the lab's own check, which the failover cycles use too)."""
+    return replication_from(lab.cfg.state, standby, primary, timeout)
 
 
 def test_primary_down_failover_playbook(fresh_lab, tmp_path):
