@@ -71,3 +71,14 @@ def test_an_inventory_without_a_catalog_says_so(tmp_path):
     result = plan("--service", "orders", "-i", str(tmp_path / "hosts.yml"))
     assert result.returncode == 2
     assert "the inventory has no service catalog" in result.stderr
+
+
+def test_the_example_estate_recovers_dependencies_first():
+    example = str(LAB_INVENTORY.parent / "example")
+    result = plan("--service", "reporting", "-i", example, "--json")
+    assert result.returncode == 0, result.stderr
+    steps = json.loads(result.stdout)["steps"]
+    assert [(step["service"], step["tier"]) for step in steps] == [("payments", 0), ("checkout", 1), ("reporting", 2)]
+    assert steps[1]["hosts"]["app"] == ["web-01.prod.example.com", "web-02.prod.example.com", "web-03.prod.example.com"]
+    restore = plan("--service", "checkout", "--failure-mode", "data-loss", "-i", example, "--json")
+    assert json.loads(restore.stdout)["steps"][-1]["strategy"] == "restore"
