@@ -26,7 +26,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.incident_store impor
 from ansible_collections.mttr.recovery.plugins.module_utils.probes import normalize, run_probes
 from ansible_collections.mttr.recovery.tests.support.processes import free_port, run_process
 from conftest import REPO, run_playbook, task_result
-from mttr.lab.cycles import replication_from
+from mttr.lab.cycles import connect, replication_from
 from mttr.lab.postgres import PostgresNode
 
 pytestmark = pytest.mark.integration
@@ -34,18 +34,6 @@ pytestmark = pytest.mark.integration
 FAILOVER = REPO / "playbooks" / "failover.yml"
 DB_TASK = "Drain, fence, promote, prove a write and switch the load balancers"
 REJOIN_TASK = "Rejoin every other node as a standby streaming from the primary"
-
-
-def connect(state, port, dbname="orders"):
-    return psycopg.connect(
-        host="127.0.0.1",
-        port=port,
-        dbname=dbname,
-        user=state["db"]["superuser"],
-        password=state["db"]["superuser_password"],
-        autocommit=True,
-        connect_timeout=3,
-    )
 
 
 def write_through_lb(state):

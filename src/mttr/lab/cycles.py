@@ -30,7 +30,8 @@ from .core import Lab
 WRITER = "cycle-writer"
 
 
-def connect(state: dict, port: int, dbname: str = "orders", timeout: int = 2) -> psycopg.Connection:
+def connect(state: dict, port: int, dbname: str = "orders", timeout: int = 3) -> psycopg.Connection:
+    """The lab's superuser on ``port`` (a node, or HAProxy's write endpoint), autocommit."""
     return psycopg.connect(
         host="127.0.0.1",
         port=port,
