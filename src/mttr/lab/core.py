@@ -45,6 +45,7 @@ class Lab:
     def tracked(self):
         yield from (node.tracked for node in self.nodes.values())
         yield from (self.objstore.tracked, self.app.tracked, self.haproxy.tracked)
+        yield from self.app.replacements()
 
     # ------------------------------------------------------------------ roles
     def primary(self) -> PostgresNode | None:
@@ -220,14 +221,16 @@ class Lab:
             rows.append(_row("haproxy", "lb", f"127.0.0.1:{self.cfg.ports['lb_db']}", None, "down", "not running"))
         else:
             writes = [n for n, s in lb_db.items() if s.startswith("UP")]
-            state = "up" if writes and lb_app.get("app1", "").startswith("UP") else "degraded"
+            # A replacement (the replace role) may have taken app1's place in the app backend.
+            web = ", ".join(f"{name} {status}" for name, status in lb_app.items()) or "?"
+            state = "up" if writes and any(s.startswith("UP") for s in lb_app.values()) else "degraded"
             detail = (
-                f"writes -> {', '.join(writes) or 'nowhere'}; web app1 {lb_app.get('app1', '?')}; "
+                f"writes -> {', '.join(writes) or 'nowhere'}; web {web}; "
                 f"db :{self.cfg.ports['lb_db']} web :{self.cfg.ports['lb_http']}"
             )
             rows.append(_row("haproxy", "lb", f"127.0.0.1:{self.cfg.ports['lb_db']}", pid, state, detail))
 
-        pid = self.app.tracked.pid()
+        pid = self.app.tracked.pid() or next(filter(None, (t.pid() for t in self.app.replacements())), None)
         version = self.app.current_version() or "-"
         if pid is None:
             rows.append(_row("app", version, self.cfg.state["app"]["url"], None, "down", "not running"))
@@ -333,6 +336,7 @@ class Lab:
         for label, tracked in (
             ("HAProxy", self.haproxy.tracked),
             ("the app", self.app.tracked),
+            *((f"the app's replacement {t.name.removeprefix('lab app ')}", t) for t in self.app.replacements()),
             ("the S3 endpoint", self.objstore.tracked),
         ):
             pid = tracked.terminate()

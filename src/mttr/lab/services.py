@@ -94,6 +94,13 @@ class App:
         self.entry = self.current / "app.py"
         self.tracked = Tracked("lab app", cfg.path("run", "app.pid"), str(self.entry))
 
+    def replacements(self) -> list[Tracked]:
+        """App instances started beside the lab's own (the replace role): ``run/app-<server>.pid`` each."""
+        return [
+            Tracked(f"lab app {pidfile.stem.removeprefix('app-')}", pidfile, str(self.entry))
+            for pidfile in sorted(self.cfg.path("run").glob("app-*.pid"))
+        ]
+
     def write_shared_config(self) -> None:
         shared = self.root / "shared"
         shared.mkdir(parents=True, exist_ok=True)

@@ -156,15 +156,17 @@ def main():
     parser.add_argument("--daemon", action="store_true", help="detach and return once the pid file is written")
     parser.add_argument("--pidfile", help="where to write the process id (required with --daemon)")
     parser.add_argument("--log", default=os.devnull, help="with --daemon: append output to this file")
+    parser.add_argument("--port", type=int, help="listen on this port instead of the shared configuration's")
     args = parser.parse_args()
     if args.daemon and not args.pidfile:
         parser.error("--daemon needs --pidfile")
-    server = ThreadingHTTPServer(("127.0.0.1", SETTINGS["port"]), Handler)
+    port = args.port or SETTINGS["port"]
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     if args.daemon:
         daemonize(args.pidfile, args.log)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    sys.stderr.write(f"lab app {SETTINGS['version']} listening on 127.0.0.1:{SETTINGS['port']}\n")
+    sys.stderr.write(f"lab app {SETTINGS['version']} listening on 127.0.0.1:{port}\n")
     server.serve_forever()
 
 
