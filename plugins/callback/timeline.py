@@ -24,7 +24,8 @@ options:
   incident_id:
     description:
       - The incident to record on. The extra var C(mttr_incident_id) overrides it.
-      - Without an id, the callback records nothing.
+      - Without an id, the callback records nothing until a M(mttr.recovery.recovery_plan) or
+        M(mttr.recovery.incident) task returns the incident it opened; it records on that one from then on.
     type: str
     env:
       - name: MTTR_INCIDENT_ID
@@ -49,6 +50,8 @@ from ansible.plugins.callback import CallbackBase
 from ansible_collections.mttr.recovery.plugins.module_utils.redact import mask
 
 MAX_MESSAGE = 500
+# Modules whose result names the incident a run works on.
+ADOPT_FROM = ("mttr.recovery.recovery_plan", "mttr.recovery.incident", "recovery_plan", "incident")
 
 
 def scrub(text):
@@ -124,6 +127,9 @@ class CallbackModule(CallbackBase):
         started = self.started.get(task._uuid)
         duration = round(time.monotonic() - started, 3) if started is not None else None
         data = result._result or {}
+        if not self.incident_id and task.action in ADOPT_FROM and isinstance(data.get("incident"), dict):
+            # a run that opened its incident itself (extra vars without mttr_incident_id) records on it from now on
+            self.incident_id = data["incident"].get("id")
         if status == "ok" and data.get("changed"):
             status = "changed"
         hidden = task.no_log or data.get("_ansible_no_log")

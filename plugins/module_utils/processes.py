@@ -33,3 +33,23 @@ def process_state(pid):
     except OSError:
         return None
     return stat.rsplit(")", 1)[1].split()[0]
+
+
+def controller_pid():
+    """The outermost ansible process above this module (the playbook run), when /proc shows it; else the parent."""
+    found = None
+    pid = os.getppid()
+    for _depth in range(64):
+        if pid <= 1:
+            break
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            break
+        if any(os.path.basename(arg).startswith(b"ansible") for arg in argv[:2]):
+            found = pid
+        pid = int(stat.rsplit(b")", 1)[1].split()[1])
+    return found or os.getppid()

@@ -270,7 +270,6 @@ store:
   sample: /var/lib/mttr/incidents.sqlite
 """
 
-import os
 
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_ops import ensure
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import (
@@ -282,26 +281,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.incident_store impor
     default_store_path,
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.module import MttrModule
-
-
-def controller_pid():
-    """The outermost ansible process above this module (the playbook run), when /proc shows it; else the parent."""
-    found = None
-    pid = os.getppid()
-    for _depth in range(64):
-        if pid <= 1:
-            break
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                argv = handle.read().split(b"\0")
-            with open(f"/proc/{pid}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            break
-        if any(os.path.basename(arg).startswith(b"ansible") for arg in argv[:2]):
-            found = pid
-        pid = int(stat.rsplit(b")", 1)[1].split()[1])
-    return found or os.getppid()
+from ansible_collections.mttr.recovery.plugins.module_utils.processes import controller_pid
 
 
 def run(module, store):

@@ -1,0 +1,393 @@
+# Copyright: mttr.recovery contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The recovery plan of one incident: triage's rules, and what resuming a recovery may skip.
+
+Plain Python (no Ansible) for the ``recovery_plan`` module, ``mttr recover`` and ``mttr plan``.
+
+**Triage.** Each service involved (the affected one and everything it depends on) is classified from its
+probes and integrity checks, dependencies first:
+
+- ``primary-down``: it has PostgreSQL nodes and none answers as a primary;
+- ``data-loss``: an integrity check fails on a node whose own probes are healthy (a node that is down says
+  nothing about the data);
+- ``instance-lost``: every probe of one of its hosts timed out or found no route (the machine is gone);
+- ``app-crash``: a probe found nothing listening (connection refused) where the service should answer;
+- ``bad-release``: it answers, but unhealthy, while everything it depends on is healthy;
+- a service that answers unhealthy while one of its dependencies fails is *dependent*: it gets no step of
+  its own, the recovery of the dependency is expected to bring it back, and validation proves it.
+
+A failure mode given by the caller wins over the probes for the affected service; a strategy given by the
+caller wins over the catalog's. A failure mode the service has no strategy for is an error naming the
+ones it has.
+
+**Steps and resume.** The plan is recorded on the incident's timeline (a ``plan`` entry) and each step's
+progress as ``step`` entries (``started``, ``completed``, ``failed``, ``undone``...). Running the recovery
+again for the same incident reuses the recorded plan, and a step whose last entry is ``completed`` is
+never run again (a second promotion, a second restore); one that ``started`` without completing runs again,
+which every strategy role makes safe (a restore proven already in place, a rollback to the pinned release).
+``from_start`` plans afresh from the probes.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.mttr.recovery.plugins.module_utils.catalog import (
+    CatalogError,
+    check_services,
+    dependencies,
+    recovery_order,
+    tier_of,
+    transitive,
+)
+from ansible_collections.mttr.recovery.plugins.module_utils.incident_math import classify_severity
+
+# strategy -> the role that carries it out
+STRATEGY_ROLES = {
+    "failover": "failover",
+    "restore": "backup_restore",
+    "rollback": "snapshot_rollback",
+    "restart": "restart",
+    "replace": "replace",
+}
+# What a failed validation does to a completed step of each strategy (see undo_of).
+UNDO = {
+    "rollback": "switch back to the release that was active before",
+    "restore": "put the database back as it was before the restore (its safety copy)",
+    "failover": None,  # a promotion is never reversed automatically: the old primary crashed
+    "restart": None,  # the component was down before: nothing to return to
+    "replace": None,  # the replaced instance was dead: traffic stays on the replacement
+}
+NOT_UNDONE = {
+    "failover": "a promotion is not reversed automatically (the old primary failed): a person decides",
+    "restart": "a restart is not undone (the component was down before it)",
+    "replace": "a replacement is not undone (the instance it replaced was lost)",
+}
+FAILURE_MODES = ("primary-down", "data-loss", "instance-lost", "app-crash", "bad-release")
+STEP_RESULTS = ("started", "completed", "failed", "undone", "not undone", "skipped", "cancelled")
+UNREACHABLE_ERRORS = ("timed out", "no route to host", "network is unreachable", "host is unreachable")
+
+
+class RecoveryError(ValueError):
+    """The recovery cannot be planned as asked; the message says why and what to do."""
+
+
+def strategy_name(value):
+    """A catalog strategy is a name or ``{strategy: name, ...parameters}``."""
+    return value if isinstance(value, str) else (value or {}).get("strategy")
+
+
+def strategy_params(value):
+    return {} if isinstance(value, str) else {k: v for k, v in (value or {}).items() if k != "strategy"}
+
+
+def _service_results(service, members, results):
+    """The probe results of one service: labelled with it, or unlabelled ones of its hosts."""
+    found = []
+    for result in results:
+        labels = result.get("labels") or {}
+        if labels.get("service") == service or (not labels.get("service") and labels.get("host") in members):
+            found.append(result)
+    return found
+
+
+def _refused(result):
+    return "connection refused" in (result.get("error") or "").lower()
+
+
+def _unreachable(result):
+    error = (result.get("error") or "").lower()
+    return any(marker in error for marker in UNREACHABLE_ERRORS)
+
+
+def _answered(result):
+    return bool((result.get("details") or {}).get("status_code"))
+
+
+def classify(service, members, results, integrity, failing_dependencies):
+    """The failure of one service from its probes, or None when it is healthy.
+
+    Returns ``{"failure_mode": mode or None, "dependent": bool, "evidence": [lines]}``; ``failure_mode`` None
+    with ``dependent`` True means it fails only as its dependencies do.
+    """
+    own = _service_results(service, members, results)
+    down = [r for r in own if r["status"] != "healthy"]
+    healthy_hosts = {
+        host
+        for host in members
+        if [r for r in own if (r.get("labels") or {}).get("host") == host]
+        and all(r["status"] == "healthy" for r in own if (r.get("labels") or {}).get("host") == host)
+    }
+    broken_checks = [
+        check
+        for check in integrity
+        if check["status"] != "healthy" and (check.get("labels") or {}).get("host") in healthy_hosts
+    ]
+    if not down and not broken_checks:
+        return None
+
+    def line(result):
+        return f"{result['name']}: {result['status']} ({result.get('error') or 'unhealthy'})"
+
+    postgres = [r for r in own if r["kind"] == "postgres"]
+    if postgres and not any(
+        r["status"] == "healthy" and (r.get("details") or {}).get("role", "primary") == "primary" for r in postgres
+    ):
+        return {
+            "failure_mode": "primary-down",
+            "dependent": False,
+            "evidence": ["no node answers as the primary"] + [line(r) for r in postgres],
+        }
+    if broken_checks:
+        return {
+            "failure_mode": "data-loss",
+            "dependent": False,
+            "evidence": [line(check) for check in broken_checks],
+        }
+    by_host = {}
+    for result in own:
+        by_host.setdefault((result.get("labels") or {}).get("host"), []).append(result)
+    lost = [host for host, found in by_host.items() if host and all(_unreachable(r) for r in found)]
+    if lost:
+        return {
+            "failure_mode": "instance-lost",
+            "dependent": False,
+            "evidence": [f"{host} does not answer at all" for host in lost] + [line(r) for r in down],
+        }
+    refused = [r for r in down if _refused(r)]
+    if refused:
+        return {"failure_mode": "app-crash", "dependent": False, "evidence": [line(r) for r in refused]}
+    if failing_dependencies:
+        return {
+            "failure_mode": None,
+            "dependent": True,
+            "evidence": [f"fails while it depends on failing {', '.join(failing_dependencies)}"]
+            + [line(r) for r in down],
+        }
+    if any(_answered(r) for r in down):
+        return {"failure_mode": "bad-release", "dependent": False, "evidence": [line(r) for r in down]}
+    return {
+        "failure_mode": None,
+        "dependent": False,
+        "evidence": [line(r) for r in down],
+    }
+
+
+def host_of(result):
+    return (result.get("labels") or {}).get("host")
+
+
+def step_hosts(strategy, members, own, params):
+    """The hosts a strategy runs on: a failover on every database node, a restore on the live primary, the
+    others on the hosts whose probes fail. ``params["hosts"]`` (from the catalog) wins."""
+    if params.get("hosts"):
+        return list(params["hosts"])
+    postgres = [r for r in own if r["kind"] == "postgres"]
+    if strategy == "failover":
+        return [host for host in members if any(host_of(r) == host for r in postgres)]
+    if strategy == "restore":
+        primaries = [
+            host_of(r)
+            for r in postgres
+            if r["status"] == "healthy" and (r.get("details") or {}).get("role", "primary") == "primary"
+        ]
+        return [host for host in members if host in primaries]
+    failing = {host_of(r) for r in own if r["status"] != "healthy"}
+    return [host for host in members if host in failing]
+
+
+def verdict(plan, members, results, integrity):
+    """Whether the involved services are healthy again: ``{"passed": bool, "failures": [...], "notes": [...]}``.
+
+    The rule is triage's: every involved service classifies as healthy. One allowance: after a completed
+    failover, the service's database nodes that are down (the fenced old primary) do not count while a
+    primary answers; they are listed in ``notes`` (redundancy is reduced until they rejoin).
+    """
+    failed_over = {step["service"] for step in plan["steps"] if step["strategy"] == "failover"}
+    failures, notes, states = [], [], {}
+    for name in plan["services"]:
+        hosts = list(members.get(name) or [])
+        own = _service_results(name, hosts, results)
+        if name in failed_over:
+            down_nodes = [r for r in own if r["kind"] == "postgres" and r["status"] != "healthy"]
+            if any(r["kind"] == "postgres" and r["status"] == "healthy" for r in own):
+                for result in down_nodes:
+                    notes.append(
+                        f"{host_of(result)} is down after the failover ({result.get('error')}): redundancy is "
+                        "reduced until it rejoins as a standby (mttr.recovery.failover -e failover_rejoin=true)"
+                    )
+                    hosts = [host for host in hosts if host != host_of(result)]
+                own = [r for r in own if r not in down_nodes]
+        failing_deps = [dep for dep in plan["services"] if states.get(dep) and dep in _deps(plan, name)]
+        checks = [c for c in integrity if (c.get("labels") or {}).get("service") == name]
+        state = classify(name, hosts, own, checks, failing_deps)
+        states[name] = state
+        if state:
+            failures.append(f"{name}: {'; '.join(state['evidence'][:3])}")
+    return {"passed": not failures, "failures": failures, "notes": notes}
+
+
+def _deps(plan, name):
+    return (plan.get("dependencies") or {}).get(name) or []
+
+
+def involved(catalog, service):
+    """The affected service and everything it depends on, dependencies first."""
+    check_services(catalog, [service])
+    names = [service, *sorted(transitive(catalog, service))]
+    return recovery_order(names, catalog)
+
+
+def assess(catalog, service, members, results, integrity, failure_mode=None, strategy=None):
+    """Classify every involved service and choose the steps; return the plan (see build_plan)."""
+    try:
+        order = involved(catalog, service)
+    except CatalogError as exc:
+        raise RecoveryError(str(exc)) from None
+    states = {}
+    for name in order:
+        failing_deps = [dep for dep in dependencies(catalog, name) if states.get(dep)]
+        checks = [c for c in integrity if (c.get("labels") or {}).get("service") == name]
+        states[name] = classify(name, members.get(name) or [], results, checks, failing_deps)
+    if failure_mode:
+        states[service] = {
+            "failure_mode": failure_mode,
+            "dependent": False,
+            "evidence": [f"failure mode {failure_mode} given"] + ((states.get(service) or {}).get("evidence") or []),
+        }
+    steps = []
+    for name in order:
+        state = states[name]
+        if not state or state["dependent"]:
+            continue
+        mode = state["failure_mode"]
+        if mode is None:
+            raise RecoveryError(
+                f"cannot tell how {name} failed from its probes ({'; '.join(state['evidence'])}): "
+                "give the failure mode (--failure-mode / mttr_failure_mode)"
+            )
+        strategies = catalog[name].get("strategies") or {}
+        chosen = strategy if (strategy and name == service) else strategies.get(mode)
+        if not strategy_name(chosen):
+            known = ", ".join(f"{m}: {strategy_name(s)}" for m, s in strategies.items())
+            raise RecoveryError(
+                f"service {name} looks {mode} ({'; '.join(state['evidence'][:2])}) but the catalog has no strategy "
+                f"for {mode} (it has: {known or 'none'}); "
+                "add one, or give the strategy (--strategy / mttr_strategy)"
+            )
+        name_of = strategy_name(chosen)
+        if name_of not in STRATEGY_ROLES:
+            raise RecoveryError(
+                f"service {name}: unknown strategy {name_of!r} for {mode}; choose one of {', '.join(STRATEGY_ROLES)}"
+            )
+        steps.append(
+            {
+                "id": f"{name}:{name_of}",
+                "hosts": step_hosts(
+                    name_of,
+                    members.get(name) or [],
+                    _service_results(name, members.get(name) or [], results),
+                    strategy_params(chosen),
+                ),
+                "service": name,
+                "failure_mode": mode,
+                "strategy": name_of,
+                "role": STRATEGY_ROLES[name_of],
+                "params": strategy_params(chosen),
+                "undo": UNDO[name_of],
+            }
+        )
+    affected = [step["service"] for step in steps]
+    severity = classify_severity(
+        {
+            "probes_total": len(results),
+            "probes_down": sum(1 for r in results if r["status"] == "down"),
+            "probes_degraded": sum(1 for r in results if r["status"] == "degraded"),
+            "data_loss": any(step["failure_mode"] == "data-loss" for step in steps),
+        },
+        tier=min([tier_of(catalog, name) for name in affected] or [tier_of(catalog, service)]),
+    )
+    return {
+        "service": service,
+        "services": order,
+        "dependencies": {name: dependencies(catalog, name) for name in order},
+        "affected": affected,
+        "failure_mode": (states.get(service) or {}).get("failure_mode")
+        or (steps[0]["failure_mode"] if steps else None),
+        "severity": severity,
+        "states": {name: state for name, state in states.items() if state},
+        "steps": steps,
+    }
+
+
+# ---------------------------------------------------------------------- the timeline
+
+
+def recorded_plan(timeline):
+    """The plan recorded by the last triage of this incident, or None."""
+    plans = [entry for entry in timeline if entry["kind"] == "plan" and entry.get("result")]
+    if not plans:
+        return None
+    try:
+        return json.loads(plans[-1]["result"])
+    except ValueError:
+        return None
+
+
+def since_last_plan(timeline):
+    """The entries from the last ``plan`` entry on: a fresh plan (from_start) starts the progress afresh."""
+    starts = [index for index, entry in enumerate(timeline) if entry["kind"] == "plan"]
+    return timeline[starts[-1] :] if starts else timeline
+
+
+def progress(timeline):
+    """Each step's last recorded result: ``{step id: result}``."""
+    found = {}
+    for entry in timeline:
+        if entry["kind"] == "step" and entry.get("action"):
+            found[entry["action"]] = entry.get("result")
+    return found
+
+
+def undo_points(timeline):
+    """The undo point recorded for each step (the last one), ``{step id: dict}``."""
+    found = {}
+    for entry in timeline:
+        if entry["kind"] == "undo" and entry.get("action"):
+            try:
+                found[entry["action"]] = json.loads(entry.get("result") or "{}")
+            except ValueError:
+                continue
+    return found
+
+
+def with_progress(plan, timeline):
+    """The plan with each step's ``status`` (pending, completed, ...) and ``undo_point`` from the timeline."""
+    done = progress(timeline)
+    points = undo_points(timeline)
+    steps = []
+    for step in plan["steps"]:
+        status = done.get(step["id"]) or "pending"
+        steps.append(dict(step, status=status, run=status != "completed", undo_point=points.get(step["id"])))
+    return dict(plan, steps=steps)
+
+
+def plan_line(plan):
+    """One line for the timeline: what triage decided."""
+    if not plan["steps"]:
+        return f"triage: {plan['service']} and its dependencies need no recovery step"
+    return "triage: " + "; then ".join(
+        f"{step['service']} is {step['failure_mode']} -> {step['strategy']}" for step in plan["steps"]
+    )
+
+
+def plan_record(plan):
+    """What the ``plan`` entry keeps: enough to resume without re-classifying."""
+    keep = ("service", "services", "dependencies", "affected", "failure_mode", "severity", "steps")
+    return json.dumps({key: plan[key] for key in keep}, sort_keys=True)
+
+
+def check_step_result(result):
+    if result not in STEP_RESULTS:
+        raise RecoveryError(f"step result must be one of {', '.join(STEP_RESULTS)}, got {result!r}")
+    return result
