@@ -9,7 +9,8 @@ Imported by its full name (``ansible_collections.mttr.recovery.tests.support.<mo
   the ``postgres`` user.
 - ``moto``: moto's server for real boto3 clients over HTTP (S3, EC2, Route 53).
 - ``listeners``: HTTP(S) servers, a TCP socket that never answers and a self-signed certificate (probes).
-- ``haproxy``: a throwaway HAProxy with its runtime API.
+- ``haproxy``: a throwaway HAProxy with its runtime API (TCP, or HTTP with health-checked servers).
+- ``instance``: a service instance that detaches and writes its pid file (what the replace engine starts).
 - ``webhooks``: a webhook receiver in a process of its own.
 - ``backups``: backup repositories' raw objects, manifests, directory trees, a small filesystem.
 - ``snapshots``: release trees and a command runner answering with canned output.
