@@ -111,6 +111,19 @@ def classify(service, members, results, integrity, failing_dependencies):
     with ``dependent`` True means it fails only as its dependencies do.
     """
     own = _service_results(service, members, results)
+    notes = []
+    postgres = [r for r in own if r["kind"] == "postgres"]
+    if any(r["status"] == "healthy" and (r.get("details") or {}).get("role", "primary") == "primary" for r in postgres):
+        # a primary answers: a database node that is down only reduces redundancy (a fenced old primary, a
+        # standby that stopped); recovering it is a rejoin, not this incident's recovery
+        for result in [r for r in postgres if r["status"] != "healthy"]:
+            notes.append(
+                f"{host_of(result)} is down ({result.get('error')}): redundancy is reduced until it rejoins as a "
+                "standby (mttr.recovery.failover with failover_rejoin=true)"
+            )
+            members = [host for host in members if host != host_of(result)]
+            own = [r for r in own if r is not result]
+        postgres = [r for r in own if r["kind"] == "postgres"]
     down = [r for r in own if r["status"] != "healthy"]
     healthy_hosts = {
         host
@@ -124,12 +137,15 @@ def classify(service, members, results, integrity, failing_dependencies):
         if check["status"] != "healthy" and (check.get("labels") or {}).get("host") in healthy_hosts
     ]
     if not down and not broken_checks:
-        return None
+        return (
+            {"failure_mode": None, "dependent": False, "healthy": True, "evidence": [], "notes": notes}
+            if notes
+            else None
+        )
 
     def line(result):
         return f"{result['name']}: {result['status']} ({result.get('error') or 'unhealthy'})"
 
-    postgres = [r for r in own if r["kind"] == "postgres"]
     if postgres and not any(
         r["status"] == "healthy" and (r.get("details") or {}).get("role", "primary") == "primary" for r in postgres
     ):
@@ -199,28 +215,17 @@ def step_hosts(strategy, members, own, params):
 def verdict(plan, members, results, integrity):
     """Whether the involved services are healthy again: ``{"passed": bool, "failures": [...], "notes": [...]}``.
 
-    The rule is triage's: every involved service classifies as healthy. One allowance: after a completed
-    failover, the service's database nodes that are down (the fenced old primary) do not count while a
-    primary answers; they are listed in ``notes`` (redundancy is reduced until they rejoin).
+    The rule is triage's: every involved service classifies as healthy (a database node that is down while a
+    primary answers, such as a fenced old primary, is a note: redundancy is reduced until it rejoins).
     """
-    failed_over = {step["service"] for step in plan["steps"] if step["strategy"] == "failover"}
     failures, notes, states = [], [], {}
     for name in plan["services"]:
-        hosts = list(members.get(name) or [])
-        own = _service_results(name, hosts, results)
-        if name in failed_over:
-            down_nodes = [r for r in own if r["kind"] == "postgres" and r["status"] != "healthy"]
-            if any(r["kind"] == "postgres" and r["status"] == "healthy" for r in own):
-                for result in down_nodes:
-                    notes.append(
-                        f"{host_of(result)} is down after the failover ({result.get('error')}): redundancy is "
-                        "reduced until it rejoins as a standby (mttr.recovery.failover -e failover_rejoin=true)"
-                    )
-                    hosts = [host for host in hosts if host != host_of(result)]
-                own = [r for r in own if r not in down_nodes]
-        failing_deps = [dep for dep in plan["services"] if states.get(dep) and dep in _deps(plan, name)]
+        failing_deps = [dep for dep in _deps(plan, name) if states.get(dep)]
         checks = [c for c in integrity if (c.get("labels") or {}).get("service") == name]
-        state = classify(name, hosts, own, checks, failing_deps)
+        state = classify(name, list(members.get(name) or []), results, checks, failing_deps)
+        if state and state.get("healthy"):
+            notes.extend(state["notes"])
+            state = None
         states[name] = state
         if state:
             failures.append(f"{name}: {'; '.join(state['evidence'][:3])}")
@@ -244,11 +249,14 @@ def assess(catalog, service, members, results, integrity, failure_mode=None, str
         order = involved(catalog, service)
     except CatalogError as exc:
         raise RecoveryError(str(exc)) from None
-    states = {}
+    states, notes = {}, []
     for name in order:
         failing_deps = [dep for dep in dependencies(catalog, name) if states.get(dep)]
         checks = [c for c in integrity if (c.get("labels") or {}).get("service") == name]
-        states[name] = classify(name, members.get(name) or [], results, checks, failing_deps)
+        state = classify(name, members.get(name) or [], results, checks, failing_deps)
+        states[name] = None if state and state.get("healthy") else state
+        if state and state.get("healthy"):
+            notes.extend(state["notes"])
     if failure_mode:
         states[service] = {
             "failure_mode": failure_mode,
@@ -316,6 +324,7 @@ def assess(catalog, service, members, results, integrity, failure_mode=None, str
         or (steps[0]["failure_mode"] if steps else None),
         "severity": severity,
         "states": {name: state for name, state in states.items() if state},
+        "notes": notes,
         "steps": steps,
     }
 
