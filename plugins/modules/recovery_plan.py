@@ -284,7 +284,7 @@ def triage(module, store):
         state="open",
         incident_id=params["incident_id"],
         services=services if incident is None else None,
-        severity=plan["severity"] if incident is None else None,
+        severity=plan["severity"] if recorded is None else None,
         summary=params["summary"] or f"{params['service']}: {plan_line(plan).removeprefix('triage: ')}",
         lock=True,
         pid=controller_pid(),

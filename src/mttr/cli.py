@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .plan_cli import add_parser as add_plan_parser
 
     add_plan_parser(commands)
+    from .recover_cli import add_parser as add_recover_parser
+
+    add_recover_parser(commands)
     return parser
 
 
@@ -172,6 +175,16 @@ def main(argv: list[str] | None = None) -> int:
             except PlanError as exc:
                 print(f"mttr: error: {exc}", file=sys.stderr)
                 return 2
+        if args.command == "recover":
+            from .recover_cli import main_errors
+            from .recover_cli import run as recover_command
+
+            try:
+                return recover_command(args, console)
+            except Exception as exc:
+                message, code = main_errors(exc)
+                print(f"mttr: error: {message}", file=sys.stderr)
+                return code
         if args.command == "report":
             from .report_cli import IncidentError
             from .report_cli import run as report_command
