@@ -86,7 +86,6 @@ keyed_groups:
 """
 
 import os
-import re
 
 import yaml
 from ansible.errors import AnsibleParserError
@@ -94,13 +93,11 @@ from ansible.inventory.helpers import get_group_vars
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.vars import combine_vars
 
-from ansible_collections.mttr.recovery.plugins.module_utils.catalog import CatalogError, find_cycle, tier_of
+from ansible_collections.mttr.recovery.plugins.module_utils.catalog import CatalogError, find_cycle, group_name, tier_of
 
 ANNOTATION = "mttr.recovery/"
 
 
-def group_name(text):
-    return re.sub(r"[^A-Za-z0-9_]", "_", str(text))
 
 
 def backstage_services(paths, base):
@@ -186,7 +183,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             tier_group = inventory.add_group(f"tier{tier}")
             inventory.add_child(tier_group, service_group)
             for component, patterns in (service.get("hosts") or {}).items():
-                component_group = inventory.add_group(group_name(f"{name}_{component}"))
+                component_group = inventory.add_group(group_name(name, component))
                 inventory.add_child(service_group, component_group)
                 for pattern in [patterns] if isinstance(patterns, str) else patterns or []:
                     hosts, _port = self._expand_hostpattern(pattern)

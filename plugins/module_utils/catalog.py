@@ -13,6 +13,7 @@ the same every time. A dependency cycle is an error that names it.
 from __future__ import annotations
 
 import heapq
+import re
 
 TIERS = (0, 1, 2, 3)
 
@@ -115,3 +116,24 @@ def transitive(services, name):
             seen.add(dependency)
             stack.extend(dependencies(services, dependency))
     return seen
+
+
+def group_name(service, component=None):
+    """The inventory group of a service (or of one of its components): non-alphanumerics become ``_``."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", str(service if component is None else f"{service}_{component}"))
+
+
+def dependents(services, name):
+    """The services that depend on ``name`` directly, by name."""
+    return sorted(other for other in services if name in (dependencies(services, other) if other != name else []))
+
+
+def service_groups(services, name, component=None, with_dependents=False):
+    """The groups of ``name`` (and, with ``with_dependents``, of the services that depend on it) that exist in
+    the catalog: the service groups, or only those of ``component`` (``lb``, ``app``...)."""
+    check_services(services, [name])
+    names = [name, *(dependents(services, name) if with_dependents else [])]
+    if component is None:
+        return [group_name(one) for one in names]
+    return [group_name(one, component) for one in names if component in (services[one].get("hosts") or {})]
+

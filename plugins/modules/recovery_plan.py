@@ -43,6 +43,13 @@ options:
     description: With O(action=validate), healthy rounds in a row needed.
     type: int
     default: 2
+  probes:
+    description:
+      - With O(action=validate), more probes that must pass (M(mttr.recovery.health_check)'s format), such as a
+        performance threshold or a business check; they count for O(service) unless labelled otherwise.
+    type: list
+    elements: dict
+    default: []
   service:
     description: The affected service, as named in the catalog. Required with O(action=plan).
     type: str
@@ -324,7 +331,11 @@ def validate(module, store):
         for host, facts in (params["hosts"] or {}).items()
         if set(facts.get("services") or []) & set(plan["services"])
     }
-    probes = normalize(labelled(hosts, "probes"), VALIDATE_PROBE_DEFAULTS)
+    extra = [
+        dict(probe, labels=dict({"service": plan["service"]}, **(probe.get("labels") or {})))
+        for probe in params["probes"]
+    ]
+    probes = normalize(labelled(hosts, "probes") + extra, VALIDATE_PROBE_DEFAULTS)
     checks = labelled(hosts, "integrity_checks")
     for check in checks:
         check.setdefault("kind", "postgres")
@@ -397,6 +408,7 @@ def main():
             "deadline": {"type": "float", "default": 30},
             "interval": {"type": "float", "default": 0.3},
             "min_consecutive": {"type": "int", "default": 2},
+            "probes": {"type": "list", "elements": "dict", "default": []},
             "service": {"type": "str"},
             "catalog": {"type": "dict"},
             "hosts": {"type": "dict", "default": {}},

@@ -20,6 +20,7 @@ from rich.table import Table
 from ansible_collections.mttr.recovery.plugins.module_utils.catalog import (
     CatalogError,
     check_services,
+    group_name,
     recovery_order,
     tier_of,
     transitive,
@@ -92,7 +93,7 @@ def build_plan(listing: dict, service: str, failure_mode: str | None = None) -> 
         entry = catalog[name]
         components = {}
         for component in entry.get("hosts") or {}:
-            group = re.sub(r"[^A-Za-z0-9_]", "_", f"{name}_{component}")
+            group = group_name(name, component)
             components[component] = listing.get(group, {}).get("hosts", [])
         strategies = entry.get("strategies") or {}
         step = {

@@ -76,7 +76,10 @@ def extra_vars(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise RecoverError(f"-e {pair!r}: give extra vars as key=value (a JSON list or object as value is parsed)")
-        found[key.strip()] = json.loads(value) if value[:1] in ("[", "{") else value
+        try:
+            found[key.strip()] = json.loads(value) if value[:1] in ("[", "{") else value
+        except ValueError as exc:
+            raise RecoverError(f"-e {key.strip()}: the value looks like JSON but is not ({exc})") from None
     return found
 
 
