@@ -126,8 +126,14 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
+    description:
+      - Finds what is dead and reports the plan (server names and ports, what would be launched or marked);
+        changes nothing.
   diff_mode:
     support: full
+    description:
+      - Before and after list the backend's servers (haproxy), or the target groups' targets and the group's
+        instances (AWS).
 notes:
   - Servers added through HAProxy's runtime API are not written to its configuration file. A reload or restart of
     HAProxy forgets the replacement and brings back the dead server; write the replacement into the

@@ -26,7 +26,7 @@ def run(argv):
 @pytest.fixture
 def ports():
     """Candidate ports for replacements (free now)."""
-    return [free_port() for _ in range(3)]
+    return [free_port(), free_port(), free_port()]
 
 
 @pytest.fixture(autouse=True)
