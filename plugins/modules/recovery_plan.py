@@ -272,7 +272,7 @@ def triage(module, store):
         for check in checks:
             check.setdefault("kind", "postgres")
         checks = normalize(checks, TRIAGE_PROBE_DEFAULTS) if checks else []
-        results = run_probes(probes + checks)
+        results = run_probes(probes + checks, run_command=module.run)
         plan = assess(
             params["catalog"],
             params["service"],
@@ -344,7 +344,7 @@ def validate(module, store):
     streak, rounds = 0, 0
     while True:
         rounds += 1
-        results = run_probes(probes + checks)
+        results = run_probes(probes + checks, run_command=module.run)
         found = verdict(plan, members_of(hosts), results[: len(probes)], results[len(probes) :])
         streak = streak + 1 if found["passed"] else 0
         if streak >= params["min_consecutive"] or time.monotonic() + params["interval"] > deadline:

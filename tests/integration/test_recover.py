@@ -254,3 +254,64 @@ def test_two_failing_services_recover_in_dependency_order(fresh_lab):
     started = [action for action, outcome in steps(entries) if outcome == "started"]
     assert started == ["orders-db:failover", "orders:restart"], steps(entries)
     assert health(fresh_lab)[0] == 200
+
+
+def run_processes(home):
+    """Processes of a recovery run under this lab home: ansible and module processes, and the marker sleep."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                argv = handle.read().decode(errors="replace").split("\0")
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                environ = handle.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if f"MTTR_HOME={home}" not in environ or "ANSIBLE_CALLBACKS_ENABLED=mttr.recovery.timeline" not in environ:
+            continue
+        line = " ".join(argv)
+        if "ansible" in line or "AnsiballZ" in line or "sleep 417.25" in line:
+            found.append((int(entry), line))
+    return found
+
+
+def test_ctrl_c_cancels_the_run_and_its_module_processes(fresh_lab):
+    fresh_lab.mttr("break", "app-crash")
+    time.sleep(2.5)
+    # a validation that blocks in a child process of the module: a command probe sleeping far past the test
+    blocker = [{"name": "blocks", "kind": "command", "argv": ["sleep", "417.25"], "timeout": 600}]
+    env = dict(os.environ, MTTR_HOME=str(fresh_lab.home), PATH=f"{VENV_BIN}:{os.environ['PATH']}")
+    run = subprocess.Popen(
+        [MTTR, "recover", "--service", "orders", "-e", "mttr_validate_probes=" + json.dumps(blocker)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+        "sleep 417.25" in line for _pid, line in run_processes(fresh_lab.home)
+    ):
+        time.sleep(0.1)
+    assert any("sleep 417.25" in line for _pid, line in run_processes(fresh_lab.home)), "validation never started"
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 130, out + err
+    assert "resume with" in err, err
+    left = run_processes(fresh_lab.home)
+    assert left == [], left
+    incident_id = incidents(fresh_lab)[0]["id"]
+    entries = timeline(fresh_lab, incident_id)
+    assert ("run", "cancelled") in steps(entries)
+    record = incidents(fresh_lab)[0]
+    assert record["status"] != "resolved"
+
+    # resumable: the restart completed before the cancel and is not repeated
+    result = recover(fresh_lab, "--incident", incident_id)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert steps(timeline(fresh_lab, incident_id), "orders:restart") == [
+        ("orders:restart", "started"),
+        ("orders:restart", "completed"),
+    ]
