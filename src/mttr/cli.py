@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .recover_cli import add_parser as add_recover_parser
 
     add_recover_parser(commands)
+    from .demo_cli import add_parser as add_demo_parser
+
+    add_demo_parser(commands)
     return parser
 
 
@@ -181,6 +184,20 @@ def main(argv: list[str] | None = None) -> int:
 
             try:
                 return recover_command(args, console)
+            except Exception as exc:
+                message, code = main_errors(exc)
+                print(f"mttr: error: {message}", file=sys.stderr)
+                return code
+        if args.command == "demo":
+            from .demo_cli import DemoError
+            from .demo_cli import run as demo_command
+            from .recover_cli import main_errors
+
+            try:
+                return demo_command(args, console)
+            except DemoError as exc:
+                print(f"mttr: error: {exc}", file=sys.stderr)
+                return 1
             except Exception as exc:
                 message, code = main_errors(exc)
                 print(f"mttr: error: {message}", file=sys.stderr)
