@@ -136,16 +136,11 @@ def classify(service, members, results, integrity, failing_dependencies):
         for check in integrity
         if check["status"] != "healthy" and (check.get("labels") or {}).get("host") in healthy_hosts
     ]
-    if not down and not broken_checks:
-        return (
-            {"failure_mode": None, "dependent": False, "healthy": True, "evidence": [], "notes": notes}
-            if notes
-            else None
-        )
 
     def line(result):
         return f"{result['name']}: {result['status']} ({result.get('error') or 'unhealthy'})"
 
+    # every node may answer, as a standby: nothing takes writes either
     if postgres and not any(
         r["status"] == "healthy" and (r.get("details") or {}).get("role", "primary") == "primary" for r in postgres
     ):
@@ -154,6 +149,12 @@ def classify(service, members, results, integrity, failing_dependencies):
             "dependent": False,
             "evidence": ["no node answers as the primary"] + [line(r) for r in postgres],
         }
+    if not down and not broken_checks:
+        return (
+            {"failure_mode": None, "dependent": False, "healthy": True, "evidence": [], "notes": notes}
+            if notes
+            else None
+        )
     if broken_checks:
         return {
             "failure_mode": "data-loss",
@@ -288,15 +289,18 @@ def assess(catalog, service, members, results, integrity, failure_mode=None, str
             raise RecoveryError(
                 f"service {name}: unknown strategy {name_of!r} for {mode}; choose one of {', '.join(STRATEGY_ROLES)}"
             )
+        own = _service_results(name, members.get(name) or [], results)
+        hosts = step_hosts(name_of, members.get(name) or [], own, strategy_params(chosen))
+        if not hosts:
+            raise RecoveryError(
+                f"service {name}: {name_of} for {mode} has no host to run on (none of its hosts' probes fail"
+                f"{'; or no node answers as primary' if name_of == 'restore' else ''}); name them in the catalog's "
+                f"strategy ({mode}: {{strategy: {name_of}, hosts: [...]}})"
+            )
         steps.append(
             {
                 "id": f"{name}:{name_of}",
-                "hosts": step_hosts(
-                    name_of,
-                    members.get(name) or [],
-                    _service_results(name, members.get(name) or [], results),
-                    strategy_params(chosen),
-                ),
+                "hosts": hosts,
                 "service": name,
                 "failure_mode": mode,
                 "strategy": name_of,

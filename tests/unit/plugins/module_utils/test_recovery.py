@@ -296,13 +296,17 @@ def test_a_given_failure_mode_wins_over_the_probes():
     ]
 
 
-def test_a_given_failure_mode_plans_its_step_on_the_services_hosts_when_the_probes_pass():
+def test_a_given_failure_mode_without_a_failing_host_is_refused_naming_what_to_do():
     # 'mttr recover --failure-mode bad-release' for a fault the health checks do not see: a step planned on no
-    # host never runs, and the recovery then validates (the probes pass) and resolves as if it had rolled back
-    plan = plan_of(lab(), failure_mode="bad-release")
-    step = plan["steps"][0]
-    assert step["id"] == "orders:rollback"
-    assert step["hosts"] and set(step["hosts"]) <= set(MEMBERS["orders"])
+    # host would never run, and the recovery would then validate (the probes pass) and resolve as if it had
+    # rolled back. Guessing the hosts (the lb is one of orders' hosts too) is no better: it is refused.
+    refused = r"orders: rollback for bad-release has no host to run on.*hosts: \[\.\.\.\]"
+    with pytest.raises(RecoveryError, match=refused):
+        plan_of(lab(), failure_mode="bad-release")
+    catalog = copy.deepcopy(CATALOG)
+    catalog["orders"]["strategies"]["bad-release"] = {"strategy": "rollback", "hosts": ["app1"]}
+    plan = plan_of(lab(), catalog=catalog, failure_mode="bad-release")
+    assert [(step["id"], step["hosts"]) for step in plan["steps"]] == [("orders:rollback", ["app1"])]
 
 
 def test_a_given_strategy_wins_over_the_catalogs():
