@@ -38,11 +38,17 @@ options:
   interval:
     description: With O(action=validate), seconds between rounds of probes.
     type: float
-    default: 0.3
+    default: 0.2
   min_consecutive:
     description: With O(action=validate), healthy rounds in a row needed.
     type: int
     default: 2
+  resolve:
+    description:
+      - With O(action=validate), resolve the incident in the same call when the services validate (releasing
+        its recovery locks), so the time to resolve is the validation's.
+    type: bool
+    default: false
   probes:
     description:
       - With O(action=validate), more probes that must pass (M(mttr.recovery.health_check)'s format), such as a
@@ -223,7 +229,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.recovery import (
 )
 
 # One quick round: a refused connection answers at once; a machine that is gone costs the timeout.
-TRIAGE_PROBE_DEFAULTS = {"timeout": 2, "retries": 1, "backoff": 0.2}
+TRIAGE_PROBE_DEFAULTS = {"timeout": 2, "retries": 1, "backoff": 0.1}
 VALIDATE_PROBE_DEFAULTS = {"timeout": 3, "retries": 0}
 
 
@@ -362,6 +368,8 @@ def validate(module, store):
     if found["notes"]:
         message += " (" + "; ".join(found["notes"]) + ")"
     store.append(incident["id"], "step", message, action="validate", result="completed" if passed else "failed")
+    if passed and params["resolve"]:
+        ensure(store, state="resolved", incident_id=incident["id"], note="recovered and validated", lock=False)
     return {
         "changed": True,
         "incident": store.get(incident["id"]),
@@ -406,9 +414,10 @@ def main():
         argument_spec={
             "action": {"type": "str", "choices": list(ACTIONS), "default": "plan"},
             "deadline": {"type": "float", "default": 30},
-            "interval": {"type": "float", "default": 0.3},
+            "interval": {"type": "float", "default": 0.2},
             "min_consecutive": {"type": "int", "default": 2},
             "probes": {"type": "list", "elements": "dict", "default": []},
+            "resolve": {"type": "bool", "default": False},
             "service": {"type": "str"},
             "catalog": {"type": "dict"},
             "hosts": {"type": "dict", "default": {}},
