@@ -315,3 +315,43 @@ def test_ctrl_c_cancels_the_run_and_its_module_processes(fresh_lab):
         ("orders:restart", "started"),
         ("orders:restart", "completed"),
     ]
+
+
+def test_replace_through_mttr_recover_moves_the_traffic_to_a_new_instance(fresh_lab):
+    fresh_lab.mttr("break", "app-crash")
+    time.sleep(2.5)
+    result = recover(fresh_lab, "--strategy", "replace")
+    incident_id, _entries = assert_recovered(fresh_lab, result, "orders:replace")
+    state = fresh_lab.lab.cfg.state
+    from ansible_collections.mttr.recovery.plugins.module_utils.haproxy_runtime import HAProxyRuntime
+
+    servers = HAProxyRuntime(state["lb"]["admin_socket"]).server_status(state["lb"]["app_backend"])
+    assert "app1" not in servers and len(servers) == 1 and next(iter(servers.values())).startswith("UP"), servers
+    assert health(fresh_lab)[1]["version"] == "1.0.0"
+    assert incident_id
+
+
+def test_the_playbook_alone_from_extra_vars_recovers_and_records(fresh_lab, tmp_path):
+    # as an AWX job template runs it: ansible-runner, the playbook, extra vars only (no CLI, no incident given)
+    from conftest import REPO
+
+    fresh_lab.mttr("break", "app-crash")
+    time.sleep(2.5)
+    runner = run_playbook(
+        tmp_path / "awx",
+        fresh_lab.home,
+        REPO / "playbooks" / "recover.yml",
+        extravars={"mttr_service": "orders"},
+        envvars={"ANSIBLE_CALLBACKS_ENABLED": "mttr.recovery.timeline"},
+    )
+    output = runner.stdout.read()
+    assert runner.status == "successful", output
+    assert "[WARNING]" not in output, output
+    (record,) = incidents(fresh_lab)
+    assert record["status"] == "resolved" and record["services"] == ["orders"], record
+    entries = timeline(fresh_lab, record["id"])
+    assert steps(entries, "orders:restart") == [("orders:restart", "started"), ("orders:restart", "completed")]
+    # the timeline callback took the incident the playbook opened: the tasks after triage are on it
+    tasks = [e["action"] for e in entries if e["kind"] == "task"]
+    assert "Start the component" in tasks and "Probe every involved service until it validates" in tasks, tasks
+    assert health(fresh_lab)[0] == 200
