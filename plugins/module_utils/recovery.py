@@ -217,9 +217,25 @@ def verdict(plan, members, results, integrity):
     """Whether the involved services are healthy again: ``{"passed": bool, "failures": [...], "notes": [...]}``.
 
     The rule is triage's: every involved service classifies as healthy (a database node that is down while a
-    primary answers, such as a fenced old primary, is a note: redundancy is reduced until it rejoins).
+    primary answers, such as a fenced old primary, is a note: redundancy is reduced until it rejoins). After a
+    completed replacement, the replaced hosts' probes that find nothing there (refused, unreachable) are notes
+    too: the instance they describe is gone, and the service's other probes (through the load balancer) count.
     """
     failures, notes, states = [], [], {}
+    replaced = {
+        host
+        for step in plan["steps"]
+        if step["strategy"] == "replace" and step.get("status") == "completed"
+        for host in step["hosts"]
+    }
+    for result in results:
+        if host_of(result) in replaced and result["status"] != "healthy" and (_refused(result) or _unreachable(result)):
+            notes.append(f"{host_of(result)} was replaced: {result['name']} no longer answers ({result.get('error')})")
+    results = [
+        r
+        for r in results
+        if not (host_of(r) in replaced and r["status"] != "healthy" and (_refused(r) or _unreachable(r)))
+    ]
     for name in plan["services"]:
         failing_deps = [dep for dep in _deps(plan, name) if states.get(dep)]
         checks = [c for c in integrity if (c.get("labels") or {}).get("service") == name]

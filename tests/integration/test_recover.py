@@ -353,5 +353,6 @@ def test_the_playbook_alone_from_extra_vars_recovers_and_records(fresh_lab, tmp_
     assert steps(entries, "orders:restart") == [("orders:restart", "started"), ("orders:restart", "completed")]
     # the timeline callback took the incident the playbook opened: the tasks after triage are on it
     tasks = [e["action"] for e in entries if e["kind"] == "task"]
-    assert "Start the component" in tasks and "Probe every involved service until it validates" in tasks, tasks
+    assert any(task.endswith("Start the component") for task in tasks), tasks
+    assert "Probe every involved service until it validates" in tasks, tasks
     assert health(fresh_lab)[0] == 200

@@ -554,3 +554,19 @@ def test_check_step_result():
     assert check_step_result("completed") == "completed"
     with pytest.raises(RecoveryError, match="step result must be one of started, completed"):
         check_step_result("done")
+
+
+def test_verdict_after_a_replacement_notes_the_replaced_instance_but_needs_the_service():
+    plan = with_progress(plan_of(lab(app_how="crashed"), strategy="replace"), [])
+    (step,) = plan["steps"]
+    replaced = dict(plan, steps=[dict(step, status="completed")])
+    # the replacement answers behind the load balancer; app1's own address refuses: the instance is gone
+    after = [r for r in lab() if r["name"] != "app1 health direct"] + [
+        result("app1 health direct", "http", "orders", "app1", "app", REFUSED)
+    ]
+    found = verdict(replaced, MEMBERS, after, [])
+    assert found["passed"] is True, found
+    assert found["notes"] == [f"app1 was replaced: app1 health direct no longer answers ({REFUSED})"]
+    # not before the step completed, and never when the service itself does not answer
+    assert verdict(plan, MEMBERS, after, [])["passed"] is False
+    assert verdict(replaced, MEMBERS, lab(app_how="crashed"), [])["passed"] is False
