@@ -356,3 +356,22 @@ def test_the_playbook_alone_from_extra_vars_recovers_and_records(fresh_lab, tmp_
     assert any(task.endswith("Start the component") for task in tasks), tasks
     assert "Probe every involved service until it validates" in tasks, tasks
     assert health(fresh_lab)[0] == 200
+
+
+def test_status_updates_go_out_at_acknowledge_resolve_and_study(fresh_lab, tmp_path):
+    from ansible_collections.mttr.recovery.tests.support.webhooks import Receiver
+
+    receiver = Receiver(tmp_path / "posts.jsonl")
+    try:
+        fresh_lab.mttr("break", "app-crash")
+        time.sleep(2.5)
+        hooks = [{"name": "status", "url": receiver.url + "/hook", "kind": "json"}]
+        result = recover(fresh_lab, "-e", "communicate_webhooks=" + json.dumps(hooks))
+        incident_id, _entries = assert_recovered(fresh_lab, result, "orders:restart")
+        posts = [post["body"] for post in receiver.received]
+    finally:
+        receiver.stop()
+    assert [post["phase"] for post in posts] == ["acknowledge", "resolve", "study"], posts
+    assert {post["incident"] for post in posts} == {incident_id}
+    assert "Recovering: orders:restart" in posts[0]["text"], posts[0]
+    assert f"{incident_id}.html" in posts[2]["text"], posts[2]
