@@ -59,12 +59,14 @@ def ensure(
     pid=None,
     where="the incident store",
     diff=False,
+    opened_at=None,
 ):
     """Bring the incident to ``state`` (open, acknowledged, mitigated, escalated, resolved); return a result.
 
     ``lock`` None means: take the service locks when opening (or taking over), as the lock rule says.
     Raises LockHeld when another unresolved incident holds a service, IncidentError for anything else a
-    person must fix; nothing is written in either case.
+    person must fix; nothing is written in either case. ``opened_at`` dates a new incident (the detection
+    time: the first failed probe, an alert's start), so durations count from the fault.
     """
     before = find(store, incident_id)
     if before is None and state != "open":
@@ -88,7 +90,14 @@ def ensure(
     entry = None
     if before is None:
         record, changed = store.open(
-            services, severity or "SEV3", summary or "", incident_id=incident_id, lock=lock, pid=pid, takeover=takeover
+            services,
+            severity or "SEV3",
+            summary or "",
+            incident_id=incident_id,
+            lock=lock,
+            pid=pid,
+            takeover=takeover,
+            now=opened_at,
         )
         incident_id = record["id"]
         entry = last_entry(store, incident_id, "status")

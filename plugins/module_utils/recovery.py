@@ -328,9 +328,8 @@ def assess(catalog, service, members, results, integrity, failure_mode=None, str
     affected = [step["service"] for step in steps]
     severity = classify_severity(
         {
-            "probes_total": len(results),
-            "probes_down": sum(1 for r in results if r["status"] == "down"),
-            "probes_degraded": sum(1 for r in results if r["status"] == "degraded"),
+            "share_down": sum(1 for r in results if r["status"] == "down") / max(1, len(results)),
+            "share_degraded": sum(1 for r in results if r["status"] == "degraded") / max(1, len(results)),
             "data_loss": any(step["failure_mode"] == "data-loss" for step in steps),
         },
         tier=min([tier_of(catalog, name) for name in affected] or [tier_of(catalog, service)]),

@@ -82,6 +82,11 @@ options:
   summary:
     description: The summary of an incident this opens.
     type: str
+  detected_at:
+    description:
+      - When the fault was detected (ISO 8601, such as an alert's C(startsAt) or a watcher's first failed probe):
+        an incident this opens is dated then, so its durations count from the fault.
+    type: str
   from_start:
     description: Plan afresh from the probes, ignoring a plan and step progress already recorded.
     type: bool
@@ -302,6 +307,7 @@ def triage(module, store):
         lock=True,
         pid=controller_pid(),
         where=where,
+        opened_at=params["detected_at"] or None,
     )
     incident_id = opened["incident"]["id"]
     acknowledged = ensure(store, state="acknowledged", incident_id=incident_id, lock=False, where=where)
@@ -426,6 +432,7 @@ def main():
             "incident_id": {"type": "str"},
             "summary": {"type": "str"},
             "from_start": {"type": "bool", "default": False},
+            "detected_at": {"type": "str"},
             "store": {"type": "path"},
             "step": {"type": "str"},
             "result": {

@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .demo_cli import add_parser as add_demo_parser
 
     add_demo_parser(commands)
+    from .watch_cli import add_parser as add_watch_parser
+
+    add_watch_parser(commands)
     return parser
 
 
@@ -198,6 +201,20 @@ def main(argv: list[str] | None = None) -> int:
             except DemoError as exc:
                 print(f"mttr: error: {exc}", file=sys.stderr)
                 return 1
+            except Exception as exc:
+                message, code = main_errors(exc)
+                print(f"mttr: error: {message}", file=sys.stderr)
+                return code
+        if args.command == "watch":
+            from .recover_cli import main_errors
+            from .watch_cli import WatchError
+            from .watch_cli import run as watch_command
+
+            try:
+                return watch_command(args, console)
+            except WatchError as exc:
+                print(f"mttr: error: {exc}", file=sys.stderr)
+                return 2
             except Exception as exc:
                 message, code = main_errors(exc)
                 print(f"mttr: error: {message}", file=sys.stderr)

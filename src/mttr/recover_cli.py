@@ -63,6 +63,9 @@ def add_parser(commands) -> None:
     )
     recover.add_argument("--check", action="store_true", help="a preview: the whole lifecycle in check mode")
     recover.add_argument("--from-start", action="store_true", help="plan afresh instead of resuming the incident")
+    recover.add_argument(
+        "--detected-at", default=None, help="when the fault was detected (ISO 8601); a new incident is dated then"
+    )
     recover.add_argument("-e", "--extra-vars", action="append", default=[], metavar="K=V", help="an extra var")
 
 
@@ -116,6 +119,7 @@ def attach(store: IncidentStore, args) -> dict:
         severity="SEV3",  # triage sets it from the probes
         summary=f"{args.service}: recovery started by mttr recover",
         pid=os.getpid(),
+        opened_at=getattr(args, "detected_at", None),
     )["incident"]
 
 

@@ -570,3 +570,10 @@ def test_verdict_after_a_replacement_notes_the_replaced_instance_but_needs_the_s
     # not before the step completed, and never when the service itself does not answer
     assert verdict(plan, MEMBERS, after, [])["passed"] is False
     assert verdict(replaced, MEMBERS, lab(app_how="crashed"), [])["passed"] is False
+
+
+def test_severity_comes_from_the_share_of_probes_down_and_the_tier():
+    # the same rules as the severity filter: tier 0 with probes down is SEV2, with data lost SEV1
+    assert plan_of(lab(pg1=pg("pg1", error=REFUSED), app_how="unhealthy"))["severity"] == "SEV2"
+    assert plan_of(lab(), [integrity("pg1", ok=False), integrity("pg2", ok=False)])["severity"] == "SEV1"
+    assert plan_of(lab())["severity"] == "SEV4"

@@ -1,0 +1,278 @@
+"""``mttr watch``: probe the catalogued services on an interval; after N failed rounds in a row, open an incident
+dated at the first failed probe and run the same recovery as ``mttr recover``, once.
+
+For teams without Event-Driven Ansible. Each round is one call of the probe engine (the ``health_check``
+module's) over every watched service's probes and integrity checks, judged by the recovery engine's rule (the
+one triage and validation use), so "failing" means the same thing everywhere. The probe definitions are the
+inventory's (``mttr_probes``, ``mttr_integrity_checks``), rendered once at start by Ansible itself, so the
+inventory's variables and lookups apply.
+
+A service is not recovered again while an incident of it is unresolved (the per-service lock says so too),
+and after a recovery it is left alone for ``--hold`` seconds: flapping is damped. One log line per decision;
+Ctrl-C stops cleanly (a recovery running then is cancelled as ``mttr recover`` cancels, resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+from rich.console import Console
+
+from ansible_collections.mttr.recovery.plugins.module_utils.catalog import CatalogError, dependencies
+from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import IncidentStore, default_store_path
+from ansible_collections.mttr.recovery.plugins.module_utils.probes import normalize, run_probes
+from ansible_collections.mttr.recovery.plugins.module_utils.recovery import involved, verdict
+
+from .plan_cli import REPO_LAB, PlanError, read_inventory
+
+RENDER = """
+- name: Render the probes the watcher runs
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: render
+      ansible.builtin.debug:
+        msg:
+          services: "{{ mttr_services | default([]) }}"
+          probes: "{{ mttr_probes | default([]) }}"
+          integrity_checks: "{{ mttr_integrity_checks | default([]) }}"
+"""
+# One quick round: a probe that does not answer within the timeout (at most 1 s, less with a shorter
+# interval) counts as failed.
+PROBE_DEFAULTS = {"timeout": 1.0, "retries": 0}
+
+
+class WatchError(Exception):
+    """The watcher cannot start; one line says why (exit code 2)."""
+
+
+def add_parser(commands) -> None:
+    watch = commands.add_parser(
+        "watch", help="probe the catalogued services and recover one after N failed rounds (mttr recover)"
+    )
+    watch.add_argument("--service", action="append", default=[], help="a service to watch (default: every one)")
+    watch.add_argument("-i", "--inventory", default=None, help="inventory with a service catalog (default: the lab's)")
+    watch.add_argument("--interval", type=float, default=0.5, help="seconds between rounds (default 0.5)")
+    watch.add_argument("--failures", type=int, default=2, help="failed rounds in a row before acting (default 2)")
+    watch.add_argument(
+        "--recover",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the recovery (default) or only open the incident",
+    )
+    watch.add_argument(
+        "--hold", type=float, default=30.0, help="seconds a recovered service is left alone (default 30)"
+    )
+    watch.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (default: never)")
+
+
+def log(message: str) -> None:
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+    print(f"{stamp} {message}", flush=True)
+
+
+def render(source: str, home: Path) -> dict:
+    """Every host's services, probes and integrity checks, as Ansible renders them."""
+    import ansible_runner
+
+    base = home / "watch"
+    base.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=base) as scratch:
+        playbook = Path(scratch) / "render.yml"
+        playbook.write_text(RENDER)
+        runner = ansible_runner.run(
+            private_data_dir=scratch,
+            playbook=str(playbook),
+            inventory=os.path.abspath(source),
+            envvars={"MTTR_HOME": str(home), "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},
+            quiet=True,
+            suppress_env_files=True,
+        )
+        hosts = {}
+        for event in runner.events:
+            data = event.get("event_data") or {}
+            if event["event"] == "runner_on_ok" and data.get("task") == "render":
+                hosts[data["host"]] = data["res"]["msg"]
+        if runner.status != "successful":
+            failed = [
+                (event.get("event_data") or {}).get("res", {}).get("msg")
+                for event in runner.events
+                if event["event"] in ("runner_on_failed", "runner_on_unreachable")
+            ]
+            raise WatchError(f"cannot render the inventory's probes: {failed[0] if failed else runner.status}")
+    return hosts
+
+
+class Watcher:
+    def __init__(self, catalog, hosts, services, args, recover):
+        self.catalog = catalog
+        self.args = args
+        self.recover = recover
+        self.services = services
+        self.plans = {}
+        needed = set()
+        for service in services:
+            order = involved(catalog, service)
+            self.plans[service] = {
+                "service": service,
+                "services": order,
+                "dependencies": {name: dependencies(catalog, name) for name in order},
+                "steps": [],
+            }
+            needed.update(order)
+        self.members = {}
+        probes, checks = [], []
+        for host, facts in sorted(hosts.items()):
+            host_services = [name for name in facts.get("services") or [] if name in needed]
+            if not host_services:
+                continue
+            for name in host_services:
+                self.members.setdefault(name, []).append(host)
+            for key, bucket in (("probes", probes), ("integrity_checks", checks)):
+                for item in facts.get(key) or []:
+                    labels = dict(item.get("labels") or {}, host=host)
+                    if labels.get("service") not in host_services:
+                        labels["service"] = host_services[0]
+                    entry = dict(item, labels=labels)
+                    if key == "integrity_checks":
+                        entry.setdefault("kind", "postgres")
+                    bucket.append(entry)
+        defaults = dict(PROBE_DEFAULTS, timeout=min(PROBE_DEFAULTS["timeout"], max(0.2, args.interval * 2)))
+        self.probes = normalize(probes, defaults)
+        self.checks = normalize(checks, defaults) if checks else []
+        self.failed_since = {}  # service -> (first failed time, rounds in a row)
+        self.hold_until = {}
+
+    def round(self):
+        now = datetime.datetime.now(datetime.UTC)
+        results = run_probes(self.probes + self.checks, run_command=run_command)
+        probes, checks = results[: len(self.probes)], results[len(self.probes) :]
+        for service in self.services:
+            found = verdict(self.plans[service], self.members, probes, checks)
+            if found["passed"]:
+                if service in self.failed_since:
+                    log(f"{service}: healthy again after {self.failed_since[service][1]} failed round(s); no action")
+                    del self.failed_since[service]
+                continue
+            first, count = self.failed_since.get(service, (now, 0))
+            self.failed_since[service] = (first, count + 1)
+            if count == 0:
+                log(f"{service}: probe failed ({'; '.join(found['failures'])[:300]})")
+            if count + 1 == self.args.failures:
+                self.act(service, first, found)
+
+    def act(self, service, first, found):
+        if time.monotonic() < self.hold_until.get(service, 0):
+            log(f"{service}: failing, but recovered less than {self.args.hold:g} s ago: holding off (flapping)")
+            return
+        with IncidentStore(default_store_path()) as store:
+            open_ones = [record for record in store.list(service=service) if record["status"] != "resolved"]
+        if open_ones:
+            log(
+                f"{service}: failing; incident {open_ones[-1]['id']} is {open_ones[-1]['status']}: not recovering again"
+            )
+            return
+        detected = first.isoformat()
+        log(
+            f"{service}: {self.args.failures} failed rounds in a row since {detected}: "
+            + ("recovering (mttr recover)" if self.args.recover else "opening an incident")
+        )
+        self.hold_until[service] = time.monotonic() + self.args.hold
+        self.failed_since.pop(service, None)  # counted afresh after the recovery
+        self.recover(service, detected, found)
+
+
+def run_command(argv, env=None):
+    import subprocess
+
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ, **(env or {})), check=False)
+    except OSError as exc:
+        return 127, "", f"cannot run {argv[0]}: {exc.strerror or exc}"
+    return done.returncode, done.stdout, done.stderr
+
+
+def run(args, console: Console) -> int:
+    from . import recover_cli
+
+    if args.interval <= 0 or args.failures < 1:
+        raise WatchError("--interval must be positive and --failures at least 1")
+    source = args.inventory or str(REPO_LAB)
+    listing = read_inventory(source)
+    hostvars = listing.get("_meta", {}).get("hostvars", {})
+    catalog = next((vars_["mttr_catalog"] for vars_ in hostvars.values() if "mttr_catalog" in vars_), None)
+    if catalog is None:
+        raise PlanError(
+            "the inventory has no service catalog: add a source with 'plugin: mttr.recovery.service_catalog'"
+        )
+    services = args.service or sorted(catalog)
+    try:
+        for service in services:
+            involved(catalog, service)
+    except CatalogError as exc:
+        raise WatchError(str(exc)) from None
+    home = recover_cli.mttr_home()
+    hosts = render(source, home)
+
+    def recover(service, detected, found):
+        if not args.recover:
+            from ansible_collections.mttr.recovery.plugins.module_utils.incident_ops import ensure
+
+            with IncidentStore(default_store_path()) as store:
+                opened = ensure(
+                    store,
+                    services=[service],
+                    severity="SEV3",
+                    summary=f"{service}: detected by mttr watch ({'; '.join(found['failures'])[:200]})",
+                    opened_at=detected,
+                )
+            log(f"{service}: opened {opened['incident']['id']} (detected {detected}); not recovering (--no-recover)")
+            return
+        options = SimpleNamespace(
+            service=service,
+            failure_mode=None,
+            strategy=None,
+            incident=None,
+            inventory=source,
+            check=False,
+            from_start=False,
+            extra_vars=[],
+            detected_at=detected,
+        )
+        try:
+            code = recover_cli.run(options, console)
+        except Exception as exc:
+            message, _code = recover_cli.main_errors(exc)
+            log(f"{service}: not recovered: {message}")
+            return
+        log(f"{service}: recovery {'validated, incident resolved' if code == 0 else f'ended with exit code {code}'}")
+        if code == 130:
+            raise KeyboardInterrupt
+
+    watcher = Watcher(catalog, hosts, services, args, recover)
+    log(
+        f"watching {', '.join(services)} ({len(watcher.probes)} probes, {len(watcher.checks)} integrity checks) every "
+        f"{args.interval:g} s; acting after {args.failures} failed round(s)"
+        + ("" if args.recover else " (--no-recover: incidents only)")
+    )
+    rounds = 0
+    try:
+        while True:
+            started = time.monotonic()
+            watcher.round()
+            rounds += 1
+            if args.rounds and rounds >= args.rounds:
+                break
+            time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        log("stopped (Ctrl-C)")
+        return 0
+    log(f"stopped after {rounds} rounds")
+    return 0
