@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -262,6 +263,9 @@ def run(args, console: Console) -> int:
         f"{args.interval:g} s; acting after {args.failures} failed round(s)"
         + ("" if args.recover else " (--no-recover: incidents only)")
     )
+    # Ctrl-C and a service manager's stop end the watch between rounds (SIGINT may arrive ignored from a parent)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     rounds = 0
     try:
         while True:
@@ -272,7 +276,7 @@ def run(args, console: Console) -> int:
                 break
             time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
     except KeyboardInterrupt:
-        log("stopped (Ctrl-C)")
+        log("stopped (Ctrl-C or SIGTERM)")
         return 0
     log(f"stopped after {rounds} rounds")
     return 0
