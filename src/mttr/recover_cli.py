@@ -408,7 +408,13 @@ def last_failure(timeline: list[dict]) -> str | None:
 
 def main_errors(exc: Exception) -> tuple[str, int]:
     if isinstance(exc, LockHeld):
-        return str(exc), 1
+        if exc.stale:
+            return (
+                f"{exc.service} is held by unresolved incident {exc.incident_id} (since {exc.since}), whose run "
+                f"(pid {exc.pid}) is gone: resume it with 'mttr recover --service {exc.service} --incident "
+                f"{exc.incident_id}', or resolve it ('mttr incident resolve {exc.incident_id}')"
+            ), 1
+        return f"{exc.service} is being recovered under incident {exc.incident_id} (pid {exc.pid}): {exc}", 1
     if isinstance(exc, (RecoverError, PlanError)):
         return str(exc), 2
     if isinstance(exc, IncidentError):
