@@ -14,4 +14,6 @@ Imported by its full name (``ansible_collections.mttr.recovery.tests.support.<mo
 - ``webhooks``: a webhook receiver in a process of its own.
 - ``backups``: backup repositories' raw objects, manifests, directory trees, a small filesystem.
 - ``snapshots``: release trees and a command runner answering with canned output.
+- ``awx_collection``: the awx.awx modules' argument specs (from the ``ansible`` wheel on PyPI, cached), to
+  check AWX configuration-as-code against.
 """
