@@ -169,7 +169,7 @@ def test_a_firing_alert_recovers_its_service_once(fresh_lab, tmp_path):
         posted = time.monotonic()
         assert post(rulebook.url, firing, token=TOKEN) == (200, json.dumps({"queued": 1, "dropped": 0}))
         # an alert storm: Alertmanager (or several of them) sends the same group again and again
-        for _ in range(5):
+        for _again in range(5):
             assert post(rulebook.url, firing, token=TOKEN)[0] == 200
         assert time.monotonic() - posted < 1.5
 

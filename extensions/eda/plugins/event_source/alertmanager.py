@@ -198,7 +198,7 @@ class Receiver:
         return web.json_response({"queued": queued, "dropped": dropped})
 
     def _token_ok(self, request: web.Request) -> bool:
-        scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
+        scheme, _space, given = request.headers.get("Authorization", "").strip().partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token)
 
     def _signature_ok(self, request: web.Request, body: bytes) -> bool:

@@ -134,7 +134,7 @@ def test_firing_alert_is_queued_with_its_fields(source):
 
 def test_service_from_the_instance_through_the_catalog(source):
     src = source(catalog=str(REPO / "inventories" / "lab" / "service_catalog.yml"))
-    status, _ = post(src.url, payload(alert(None, instance="pg1:5432", alertname="PostgresDown")))
+    status, _text = post(src.url, payload(alert(None, instance="pg1:5432", alertname="PostgresDown")))
     assert status == 200
     (event,) = src.events()
     assert (event["alert"]["service"], event["alert"]["service_from"]) == ("orders-db", "instance")

@@ -175,7 +175,9 @@ def test_host_patterns_expand_as_ansible_writes_them():
 
 
 def test_a_generic_alert_object_list_or_alerts_wrapper():
-    clock = lambda: "2026-11-27T10:00:00.000000+00:00"  # noqa: E731
+    def clock():
+        return "2026-11-27T10:00:00.000000+00:00"
+
     parser = Parser(catalog=CATALOG, clock=clock)
     (one,) = parser.parse({"service": "orders", "failure_mode": "bad-release", "labels": {"alertname": "Slow"}})
     assert (one["kind"], one["service"], one["service_from"], one["failure_mode"]) == (
