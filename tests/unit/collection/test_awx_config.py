@@ -194,7 +194,7 @@ def surveys():
         yield workflow["name"], workflow, playbooks
 
 
-@pytest.mark.parametrize(("name", "owner", "playbooks"), list(surveys()), ids=[name for name, *_ in surveys()])
+@pytest.mark.parametrize(("name", "owner", "playbooks"), list(surveys()), ids=[entry[0] for entry in surveys()])
 def test_surveys_ask_for_extra_vars_the_playbooks_read(name, owner, playbooks):
     assert owner.get("survey_enabled") is True, name
     spec = owner["survey_spec"]
