@@ -16,4 +16,6 @@ Imported by its full name (``ansible_collections.mttr.recovery.tests.support.<mo
 - ``snapshots``: release trees and a command runner answering with canned output.
 - ``awx_collection``: the awx.awx modules' argument specs (from the ``ansible`` wheel on PyPI, cached), to
   check AWX configuration-as-code against.
+- ``alertmanager``: Alertmanager webhook payloads (version 4) shaped as Alertmanager 0.27 sends them, and a
+  poster with a bearer token or an HMAC signature.
 """
