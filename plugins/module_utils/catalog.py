@@ -136,4 +136,3 @@ def service_groups(services, name, component=None, with_dependents=False):
     if component is None:
         return [group_name(one) for one in names]
     return [group_name(one, component) for one in names if component in (services[one].get("hosts") or {})]
-

@@ -52,7 +52,8 @@ def write_catalog(tmp_path, services):
         (
             ["--service", "orders", "--failure-mode", "primary-down"],
             None,
-            "service orders has no strategy for failure mode primary-down (it has: app-crash, bad-release, instance-lost)",
+            "service orders has no strategy for failure mode primary-down "
+            "(it has: app-crash, bad-release, instance-lost)",
         ),
         (["--service", "a"], "  a: {depends_on: [b]}\n  b: {depends_on: [a]}\n", "dependency cycle: a -> b -> a"),
         (["--service", "a"], "  a: {depends_on: [ghost]}\n", "service a depends on ghost, which is not in the catalog"),

@@ -37,7 +37,8 @@ def nothing_started(home):
         (["--service", "nope"], "unknown service nope: the catalog has objstore, orders, orders-db"),
         (
             ["--service", "orders", "--failure-mode", "primary-down"],
-            "service orders has no strategy for failure mode primary-down (it has: app-crash, bad-release, instance-lost)",
+            "service orders has no strategy for failure mode primary-down "
+            "(it has: app-crash, bad-release, instance-lost)",
         ),
         (["--service", "orders", "--incident", "INC-20260101-001"], "no incident INC-20260101-001"),
         (["--service", "orders", "-e", "novalue"], "-e 'novalue': give extra vars as key=value"),
