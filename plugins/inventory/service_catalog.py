@@ -98,8 +98,6 @@ from ansible_collections.mttr.recovery.plugins.module_utils.catalog import Catal
 ANNOTATION = "mttr.recovery/"
 
 
-
-
 def backstage_services(paths, base):
     """Services from Backstage Component entities (multi-document catalog-info.yaml files)."""
     found = {}

@@ -84,8 +84,8 @@ options:
     type: str
   detected_at:
     description:
-      - When the fault was detected (ISO 8601, such as an alert's C(startsAt) or a watcher's first failed probe):
-        an incident this opens is dated then, so its durations count from the fault.
+      - When the fault was detected, in ISO 8601, such as an alert's C(startsAt) or a watcher's first failed
+        probe. An incident this opens is dated then, so its durations count from the fault.
     type: str
   from_start:
     description: Plan afresh from the probes, ignoring a plan and step progress already recorded.
@@ -101,7 +101,7 @@ options:
     description: With O(action=record), the step's progress.
     type: str
     choices: [started, completed, failed, undone, not undone, skipped, cancelled]
-  message:
+  note:
     description: With O(action=record), one line for the timeline.
     type: str
     default: ""
@@ -110,9 +110,11 @@ options:
     type: dict
 attributes:
   check_mode:
+    description: Can run in check mode and say what it would change without changing it.
     support: full
     details: Runs on a throwaway copy of the incident store, so the plan is exactly the one a real run makes.
   diff_mode:
+    description: Would return a diff of what it changes.
     support: none
 notes:
   - Runs on the controller (delegate it to localhost); the probes reach the services from there.
@@ -134,7 +136,7 @@ EXAMPLES = r"""
     incident_id: "{{ triage.incident.id }}"
     step: orders:rollback
     result: completed
-    message: rolled back to 1.0.0
+    note: rolled back to 1.0.0
     undo_point: {previous: 1.1.0}
   delegate_to: localhost
 """
@@ -395,7 +397,7 @@ def record(module, store):
     if not incident_id or not params["step"] or not params["result"]:
         raise RecoveryError("action=record needs incident_id, step and result")
     store.get(incident_id)
-    store.append(incident_id, "step", params["message"] or "", action=params["step"], result=params["result"])
+    store.append(incident_id, "step", params["note"] or "", action=params["step"], result=params["result"])
     if params["undo_point"] is not None:
         store.append(
             incident_id,
@@ -408,7 +410,7 @@ def record(module, store):
     return {
         "changed": True,
         "incident": store.get(incident_id),
-        "msg": f"{params['step']}: {params['result']}" + (f" ({params['message']})" if params["message"] else ""),
+        "msg": f"{params['step']}: {params['result']}" + (f" ({params['note']})" if params["note"] else ""),
     }
 
 
@@ -439,7 +441,7 @@ def main():
                 "type": "str",
                 "choices": ["started", "completed", "failed", "undone", "not undone", "skipped", "cancelled"],
             },
-            "message": {"type": "str", "default": ""},
+            "note": {"type": "str", "default": ""},
             "undo_point": {"type": "dict"},
         },
         required_if=[

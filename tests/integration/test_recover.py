@@ -168,7 +168,9 @@ def test_two_recovers_of_one_service_at_once_one_runs(fresh_lab):
     time.sleep(2.5)
     env = dict(os.environ, MTTR_HOME=str(fresh_lab.home), PATH=f"{VENV_BIN}:{os.environ['PATH']}")
     command = [MTTR, "recover", "--service", "orders"]
-    runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    runs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _run in "ab"
+    ]
     results = [(*run.communicate(timeout=300), run.returncode) for run in runs]
     codes = sorted(code for _out, _err, code in results)
     assert codes == [0, 1], results

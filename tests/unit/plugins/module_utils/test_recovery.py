@@ -130,8 +130,8 @@ def integrity(host, ok=True):
     return result(f"{host} orders table has rows", "postgres", "orders-db", host, "db", error)
 
 
-def plan_of(results, integrity_checks=(), service="orders", catalog=CATALOG, **given):
-    return assess(catalog, service, MEMBERS, results, list(integrity_checks), **given)
+def plan_of(results, integrity_checks=(), service="orders", catalog=None, **given):
+    return assess(catalog or CATALOG, service, MEMBERS, results, list(integrity_checks), **given)
 
 
 def steps_of(plan):

@@ -157,7 +157,7 @@ def test_a_recorded_step_is_completed_in_the_resumed_plan(store, listener, dead_
     incident_id = plan(store, crashed(listener, dead_port))["incident"]["id"]
     started = record(store, incident_id, "orders:restart", "started", undo_point={"reversible": False})
     assert started["changed"] is True and started["msg"] == "orders:restart: started"
-    done = record(store, incident_id, "orders:restart", "completed", message="restarted app1")
+    done = record(store, incident_id, "orders:restart", "completed", note="restarted app1")
     assert done["msg"] == "orders:restart: completed (restarted app1)"
     undo = kinds(store, incident_id, "undo")
     assert [(entry["action"], json.loads(entry["result"])) for entry in undo] == [
