@@ -147,7 +147,7 @@ def main() -> int:
             t0 = time.time()
             broke = mttr(home, "lab", "break", "primary-down")
             assert broke.returncode == 0, broke.stdout + broke.stderr
-            decided_at, _ = wait_line(lines, "recovering (mttr recover)")
+            decided_at, _decided = wait_line(lines, "recovering (mttr recover)")
             ended_at, line = wait_line(lines, "orders: recovery")
             writer.stopping.set()
             writer.join(timeout=5)

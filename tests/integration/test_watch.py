@@ -43,7 +43,7 @@ def wait_for_line(watcher, text, timeout=120):
 
 def stop(watcher):
     watcher.send_signal(signal.SIGINT)
-    out, _ = watcher.communicate(timeout=60)
+    out, _err = watcher.communicate(timeout=60)
     return out
 
 
