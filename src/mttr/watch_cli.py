@@ -10,16 +10,25 @@ inventory's variables and lookups apply.
 A service is not recovered again while an incident of it is unresolved (the per-service lock says so too),
 and after a recovery it is left alone for ``--hold`` seconds: flapping is damped. One log line per decision;
 Ctrl-C stops cleanly (a recovery running then is cancelled as ``mttr recover`` cancels, resumable).
+
+With ``--listen HOST:PORT`` it also takes Alertmanager webhooks, through the collection's own event source
+(``extensions/eda/plugins/event_source/alertmanager.py``: the same server, token check and parsing engine an
+EDA rulebook uses), run in a thread: a firing alert for a watched service is a detection of its own, dated at
+the alert's ``startsAt``, and goes through the same decision (open incident, hold-off) as failed probe rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
+import importlib
 import os
+import queue
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -72,6 +81,17 @@ def add_parser(commands) -> None:
         "--hold", type=float, default=30.0, help="seconds a recovered service is left alone (default 30)"
     )
     watch.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (default: never)")
+    watch.add_argument(
+        "--listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="also take Alertmanager webhooks here (the mttr.recovery.alertmanager event source's server)",
+    )
+    watch.add_argument(
+        "--token-env",
+        default="MTTR_WATCH_TOKEN",
+        help="environment variable holding the bearer token webhooks must carry (default MTTR_WATCH_TOKEN)",
+    )
 
 
 def log(message: str) -> None:
@@ -169,6 +189,19 @@ class Watcher:
             if count + 1 == self.args.failures:
                 self.act(service, first, found)
 
+    def alert(self, event):
+        alert = event.get("alert") or {}
+        service = alert.get("service")
+        name = f"alert {alert.get('alertname') or 'alert'} ({alert.get('fingerprint')})"
+        if alert.get("kind") != "firing":
+            return
+        if service not in self.services:
+            log(f"{name} firing for {service or 'no known service'}: not watched here, ignored")
+            return
+        started = datetime.datetime.fromisoformat(alert["starts_at"]) if alert.get("starts_at") else None
+        log(f"{service}: {name} firing since {alert.get('starts_at')}" + (" (again)" if alert.get("repeat") else ""))
+        self.act(service, started or datetime.datetime.now(datetime.UTC), {"failures": [f"{name} firing"]})
+
     def act(self, service, first, found):
         if time.monotonic() < self.hold_until.get(service, 0):
             log(f"{service}: failing, but recovered less than {self.args.hold:g} s ago: holding off (flapping)")
@@ -188,6 +221,37 @@ class Watcher:
         self.hold_until[service] = time.monotonic() + self.args.hold
         self.failed_since.pop(service, None)  # counted afresh after the recovery
         self.recover(service, detected, found)
+
+
+SOURCE = "ansible_collections.mttr.recovery.extensions.eda.plugins.event_source.alertmanager"
+
+
+def listen(spec: str, token: str | None, catalog_source: str, events: queue.Queue) -> threading.Thread:
+    """Run the alertmanager event source in a thread; its events (and a failure to serve) land on ``events``."""
+    host, sep, port = spec.rpartition(":")
+    if not sep or not port.isdigit():
+        raise WatchError(f"--listen {spec!r}: give HOST:PORT, such as 127.0.0.1:5050")
+    source = importlib.import_module(SOURCE)
+    options = {"host": host or "127.0.0.1", "port": int(port), "catalog": catalog_source, "resolved": False}
+    if token:
+        options["token"] = token
+
+    async def serve():
+        inbox = asyncio.Queue(maxsize=1000)
+        server = asyncio.create_task(source.main(inbox, options))
+        while True:
+            getter = asyncio.create_task(inbox.get())
+            done, _pending = await asyncio.wait({server, getter}, return_when=asyncio.FIRST_COMPLETED)
+            if server in done:
+                getter.cancel()
+                error = server.exception()
+                events.put(("error", f"the webhook receiver on {spec} stopped: {error or 'it returned'}"))
+                return
+            events.put(("event", getter.result()))
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), name="mttr-watch-listen", daemon=True)
+    thread.start()
+    return thread
 
 
 def run_command(argv, env=None):
@@ -258,6 +322,12 @@ def run(args, console: Console) -> int:
             raise KeyboardInterrupt
 
     watcher = Watcher(catalog, hosts, services, args, recover)
+    events = queue.Queue()
+    if args.listen:
+        listen(args.listen, os.environ.get(args.token_env) or None, source, events)
+        log(
+            f"taking Alertmanager webhooks on {args.listen}" + ("" if os.environ.get(args.token_env) else " (no token)")
+        )
     log(
         f"watching {', '.join(services)} ({len(watcher.probes)} probes, {len(watcher.checks)} integrity checks) every "
         f"{args.interval:g} s; acting after {args.failures} failed round(s)"
@@ -274,7 +344,15 @@ def run(args, console: Console) -> int:
             rounds += 1
             if args.rounds and rounds >= args.rounds:
                 break
-            time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
+            while True:  # until the next round, taking alerts as they come
+                left = args.interval - (time.monotonic() - started)
+                try:
+                    kind, payload = events.get(timeout=max(0.0, left)) if left > 0 else events.get_nowait()
+                except queue.Empty:
+                    break
+                if kind == "error":
+                    raise WatchError(payload)
+                watcher.alert(payload)
     except KeyboardInterrupt:
         log("stopped (Ctrl-C or SIGTERM)")
         return 0

@@ -17,8 +17,8 @@ from conftest import MTTR, VENV_BIN
 pytestmark = pytest.mark.integration
 
 
-def start_watcher(lab, *args):
-    env = dict(os.environ, MTTR_HOME=str(lab.home), PATH=f"{VENV_BIN}:{os.environ['PATH']}")
+def start_watcher(lab, *args, env=None):
+    env = dict(os.environ, MTTR_HOME=str(lab.home), PATH=f"{VENV_BIN}:{os.environ['PATH']}", **(env or {}))
     return subprocess.Popen(
         [MTTR, "watch", "--service", "orders", "--interval", "0.5", "--failures", "2", "--hold", "60", *args],
         env=env,
@@ -109,3 +109,33 @@ def test_no_recover_only_opens_the_incident_and_does_not_open_a_second(fresh_lab
     (record,) = incidents(fresh_lab)
     assert record["status"] != "resolved", out
     assert health(fresh_lab)[0] != 200
+
+
+def test_listen_takes_an_alertmanager_webhook_and_dates_the_incident_at_its_start(fresh_lab):
+    from ansible_collections.mttr.recovery.tests.support import alertmanager
+    from ansible_collections.mttr.recovery.tests.support.processes import free_port
+
+    port = free_port()
+    env_token = {"MTTR_WATCH_TOKEN": "s3cret"}
+    # probe rounds far apart: the alert is what detects the crash
+    watcher = start_watcher(fresh_lab, "--interval", "60", "--listen", f"127.0.0.1:{port}", env=env_token)
+    try:
+        wait_for_line(watcher, "watching orders")
+        url = f"http://127.0.0.1:{port}/"
+        assert alertmanager.post(url, alertmanager.payload(alertmanager.alert()), token="wrong")[0] == 401
+        assert alertmanager.post(url, b"{not json", token="s3cret")[0] == 400
+        fresh_lab.mttr("break", "app-crash")
+        started = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
+        firing = alertmanager.payload(alertmanager.alert(starts_at=started, failure_mode="app-crash"))
+        assert alertmanager.post(url, firing, token="s3cret")[0] == 200
+        seen = wait_for_line(watcher, "orders: recovery")
+        assert "validated, incident resolved" in seen[-1], "".join(seen)
+        # the same alert again (Alertmanager resends it): the hold-off, no second recovery
+        assert alertmanager.post(url, firing, token="s3cret")[0] == 200
+        wait_for_line(watcher, "holding off")
+    finally:
+        out = stop(watcher)
+    (record,) = incidents(fresh_lab)
+    assert record["status"] == "resolved", out
+    assert abs(at(record["opened_at"]) - started.timestamp()) < 0.001, (record["opened_at"], started)
+    assert health(fresh_lab)[0] == 200
