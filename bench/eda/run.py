@@ -8,7 +8,7 @@ v4 firing payload POSTed to the source (``startsAt`` = the break), while a write
 HAProxy every 50 ms. Figures from t0 (the alert received):
 - **acknowledged**: the incident's triage (its ``plan`` entry: the playbook started by ansible-rulebook has
   opened the incident and planned);
-- **first write**: the writer's first committed INSERT after t0;
+- **first write**: the writer's first committed INSERT after its first failed one (on the new primary);
 - **resolved**: the incident's ``resolved_at`` (validated and resolved).
 Then ansible-rulebook is stopped and the old primary rejoined, outside the measure. For scale: a real
 Prometheus + Alertmanager tuned hard deliver the webhook ~4.7 s after the break; that is not in these figures.
@@ -138,7 +138,7 @@ def main() -> int:
                     )
             finally:
                 stop_rulebook(process, log)
-            first_write = next((t for t in writer.committed if t > t0), None)
+            first_write = writer.first_write_after_outage(t0)
             figures = {
                 "incident": record["id"],
                 "rulebook_listening_s": listening_s,

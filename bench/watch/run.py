@@ -4,7 +4,8 @@ A lab of its own and a watcher (``mttr watch --service orders --interval 0.5 --f
 throughout. Each round: ``mttr lab break primary-down`` at t0, while a writer tries an INSERT through HAProxy's
 write endpoint every 50 ms; the round ends when the watcher logs the recovery's end. Figures per round, from t0:
 - **detected**: the incident's ``opened_at`` (the watcher's first failed probe);
-- **first write**: the writer's first committed INSERT after t0 (on the promoted standby);
+- **first write**: the writer's first committed INSERT after its first failed one after t0 (on the promoted
+  standby);
 - **resolved**: the incident's ``resolved_at`` (validated and resolved);
 and the watcher's own split: detection to its decision (the N failed rounds), decision to the recovery's start.
 Then the old primary is rejoined (outside the measure) and the watcher sees a healthy lab again.
@@ -48,13 +49,19 @@ def stamp(text):
 
 
 class Writer(threading.Thread):
-    """INSERTs through HAProxy's write endpoint every 50 ms; keeps the time of each committed one."""
+    """INSERTs through HAProxy's write endpoint every 50 ms; keeps the time of each committed and failed one."""
 
     def __init__(self, state):
         super().__init__(daemon=True)
         self.state = state
         self.committed = []
+        self.failed = []
         self.stopping = threading.Event()
+
+    def first_write_after_outage(self, t0):
+        """The first commit after the first failed write after t0 (the new primary's), or None."""
+        outage = next((t for t in self.failed if t > t0), None)
+        return None if outage is None else next((t for t in self.committed if t > outage), None)
 
     def run(self):
         import psycopg
@@ -74,7 +81,7 @@ class Writer(threading.Thread):
                     conn.execute("INSERT INTO orders (customer, amount_cents) VALUES ('bench-watch', 1)")
                     self.committed.append(time.time())
             except psycopg.Error:
-                pass
+                self.failed.append(time.time())
             time.sleep(0.05)
 
 
@@ -156,7 +163,7 @@ def main() -> int:
             with IncidentStore(str(home / "incidents.sqlite")) as store:
                 record = store.list()[-1]
                 plan = next(e for e in store.timeline(record["id"]) if e["kind"] == "plan")
-            first_write = next((t for t in writer.committed if t > t0), None)
+            first_write = writer.first_write_after_outage(t0)
             figures = {
                 "incident": record["id"],
                 "detected_s": round(stamp(record["opened_at"]) - t0, 3),

@@ -274,7 +274,13 @@ def assess(catalog, service, members, results, integrity, failure_mode=None, str
         states[name] = None if state and state.get("healthy") else state
         if state and state.get("healthy"):
             notes.extend(state["notes"])
-    if failure_mode:
+    # A failure mode given for the service (an alert's label) is its own unless the service has no strategy
+    # for it while a dependency fails that way: then the alert saw the dependency's failure through it.
+    seen_below = any(
+        state and state["failure_mode"] == failure_mode for name, state in states.items() if name != service
+    )
+    own_strategy = strategy or failure_mode in (catalog[service].get("strategies") or {})
+    if failure_mode and (own_strategy or not seen_below):
         states[service] = {
             "failure_mode": failure_mode,
             "dependent": False,

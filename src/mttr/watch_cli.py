@@ -54,8 +54,8 @@ RENDER = """
           probes: "{{ mttr_probes | default([]) }}"
           integrity_checks: "{{ mttr_integrity_checks | default([]) }}"
 """
-# One quick round: a probe that does not answer within the timeout (at most 1 s, less with a shorter
-# interval) counts as failed.
+# One quick round: a probe that does not answer within the timeout (the interval, between 0.5 and 1 s)
+# counts as failed; a probe that sets its own timeout keeps it.
 PROBE_DEFAULTS = {"timeout": 1.0, "retries": 0}
 
 
@@ -165,7 +165,7 @@ class Watcher:
                     if key == "integrity_checks":
                         entry.setdefault("kind", "postgres")
                     bucket.append(entry)
-        defaults = dict(PROBE_DEFAULTS, timeout=min(PROBE_DEFAULTS["timeout"], max(0.2, args.interval * 2)))
+        defaults = dict(PROBE_DEFAULTS, timeout=min(PROBE_DEFAULTS["timeout"], max(0.5, args.interval)))
         self.probes = normalize(probes, defaults)
         self.checks = normalize(checks, defaults) if checks else []
         self.failed_since = {}  # service -> (first failed time, rounds in a row)

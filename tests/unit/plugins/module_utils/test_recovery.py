@@ -577,3 +577,15 @@ def test_severity_comes_from_the_share_of_probes_down_and_the_tier():
     assert plan_of(lab(pg1=pg("pg1", error=REFUSED), app_how="unhealthy"))["severity"] == "SEV2"
     assert plan_of(lab(), [integrity("pg1", ok=False), integrity("pg2", ok=False)])["severity"] == "SEV1"
     assert plan_of(lab())["severity"] == "SEV4"
+
+
+def test_a_failure_mode_given_for_a_service_that_fails_through_its_dependency_is_the_dependencys():
+    # an alert on orders labelled primary-down: orders has no strategy for it, orders-db fails that way
+    plan = plan_of(lab(pg1=pg("pg1", error=REFUSED), app_how="unhealthy"), failure_mode="primary-down")
+    assert [step["id"] for step in plan["steps"]] == ["orders-db:failover"]
+    # with nothing failing that way below it, the given mode is the service's own (and refused without a strategy)
+    with pytest.raises(RecoveryError, match="orders looks primary-down"):
+        plan_of(lab(app_how="unhealthy"), failure_mode="primary-down")
+    # and a mode the service has a strategy for stays its own
+    plan = plan_of(lab(pg1=pg("pg1", error=REFUSED), app_how="crashed"), failure_mode="app-crash")
+    assert [step["id"] for step in plan["steps"]] == ["orders-db:failover", "orders:restart"]
