@@ -217,7 +217,8 @@ def run(args, console: Console) -> int:
     except ImportError:
         raise RecoverError("ansible-runner is not installed: run scripts/setup") from None
     source = args.inventory or str(REPO_LAB)
-    listing = read_inventory(source)
+    # the watcher read the inventory once already and passes it: no second ansible-inventory per recovery
+    listing = getattr(args, "listing", None) or read_inventory(source)
     plan = build_plan(listing, args.service, args.failure_mode)
     limit = ",".join(plan_hosts(plan))
     variables = extra_vars(args.extra_vars)

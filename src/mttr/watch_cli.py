@@ -310,6 +310,7 @@ def run(args, console: Console) -> int:
             from_start=False,
             extra_vars=[],
             detected_at=detected,
+            listing=listing,
         )
         try:
             code = recover_cli.run(options, console)
