@@ -41,6 +41,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.catalog import (
     transitive,
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_math import classify_severity
+from ansible_collections.mttr.recovery.plugins.module_utils.incident_ops import ensure
 
 # strategy -> the role that carries it out
 STRATEGY_ROLES = {
@@ -425,3 +426,56 @@ def check_step_result(result):
     if result not in STEP_RESULTS:
         raise RecoveryError(f"step result must be one of {', '.join(STEP_RESULTS)}, got {result!r}")
     return result
+
+
+# ---------------------------------------------------------------------- the record (module and watcher alike)
+
+
+def open_and_plan(
+    store,
+    plan,
+    service,
+    recorded=False,
+    incident_id=None,
+    existing=None,
+    summary=None,
+    pid=None,
+    detected_at=None,
+    where="the incident store",
+):
+    """Open the incident (taking the services' locks) or attach to ``existing``, acknowledge it, and record the
+    plan unless it was ``recorded`` already; return ``(incident id, changed)``."""
+    opened = ensure(
+        store,
+        state="open",
+        incident_id=incident_id,
+        services=sorted(set(plan["affected"]) | {service}) if existing is None else None,
+        severity=plan["severity"] if not recorded else None,
+        summary=summary or f"{service}: {plan_line(plan).removeprefix('triage: ')}",
+        lock=True,
+        pid=pid,
+        where=where,
+        opened_at=detected_at,
+    )
+    incident_id = opened["incident"]["id"]
+    acknowledged = ensure(store, state="acknowledged", incident_id=incident_id, lock=False, where=where)
+    changed = opened["changed"] or acknowledged["changed"]
+    if not recorded:
+        store.append(incident_id, "plan", plan_line(plan), action="triage", result=plan_record(plan))
+        changed = True
+    return incident_id, changed
+
+
+def record_step(store, incident_id, step, result, note="", undo_point=None):
+    """A step's progress on the timeline, and its undo point when given."""
+    check_step_result(result)
+    store.get(incident_id)
+    store.append(incident_id, "step", note or "", action=step, result=result)
+    if undo_point is not None:
+        store.append(
+            incident_id,
+            "undo",
+            f"undo point of {step}: " + ", ".join(f"{key}={value}" for key, value in sorted(undo_point.items())),
+            action=step,
+            result=undo_point,
+        )

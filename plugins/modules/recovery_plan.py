@@ -227,8 +227,9 @@ from ansible_collections.mttr.recovery.plugins.module_utils.processes import con
 from ansible_collections.mttr.recovery.plugins.module_utils.recovery import (
     RecoveryError,
     assess,
+    open_and_plan,
     plan_line,
-    plan_record,
+    record_step,
     recorded_plan,
     since_last_plan,
     verdict,
@@ -297,26 +298,18 @@ def triage(module, store):
         )
     else:
         plan = recorded
-    services = sorted(set(plan["affected"]) | {params["service"]})
-    where = params["store"] or default_store_path()
-    opened = ensure(
+    incident_id, changed = open_and_plan(
         store,
-        state="open",
+        plan,
+        params["service"],
+        recorded=recorded is not None,
         incident_id=params["incident_id"],
-        services=services if incident is None else None,
-        severity=plan["severity"] if recorded is None else None,
-        summary=params["summary"] or f"{params['service']}: {plan_line(plan).removeprefix('triage: ')}",
-        lock=True,
+        existing=incident,
+        summary=params["summary"],
         pid=controller_pid(),
-        where=where,
-        opened_at=params["detected_at"] or None,
+        detected_at=params["detected_at"] or None,
+        where=params["store"] or default_store_path(),
     )
-    incident_id = opened["incident"]["id"]
-    acknowledged = ensure(store, state="acknowledged", incident_id=incident_id, lock=False, where=where)
-    changed = opened["changed"] or acknowledged["changed"]
-    if recorded is None:
-        store.append(incident_id, "plan", plan_line(plan), action="triage", result=plan_record(plan))
-        changed = True
     timeline = since_last_plan(store.timeline(incident_id))
     plan = with_progress(plan, timeline)
     done = [step["id"] for step in plan["steps"] if not step["run"]]
@@ -396,17 +389,7 @@ def record(module, store):
     incident_id = params["incident_id"]
     if not incident_id or not params["step"] or not params["result"]:
         raise RecoveryError("action=record needs incident_id, step and result")
-    store.get(incident_id)
-    store.append(incident_id, "step", params["note"] or "", action=params["step"], result=params["result"])
-    if params["undo_point"] is not None:
-        store.append(
-            incident_id,
-            "undo",
-            f"undo point of {params['step']}: "
-            + ", ".join(f"{key}={value}" for key, value in sorted(params["undo_point"].items())),
-            action=params["step"],
-            result=params["undo_point"],
-        )
+    record_step(store, incident_id, params["step"], params["result"], params["note"], params["undo_point"])
     return {
         "changed": True,
         "incident": store.get(incident_id),

@@ -53,6 +53,12 @@ RENDER = """
           services: "{{ mttr_services | default([]) }}"
           probes: "{{ mttr_probes | default([]) }}"
           integrity_checks: "{{ mttr_integrity_checks | default([]) }}"
+          # what an in-process failover needs (the failover role's variables)
+          pg: "{{ {'host': pg_host, 'port': pg_port | int, 'data_dir': pg_data | default(none),
+                   'user': pg_user, 'password': pg_password, 'pg_bin': pg_bin | default(none),
+                   'os_user': pg_os_user | default(none)} if pg_host is defined else none }}"
+          haproxy: "{{ {'admin_socket': haproxy_admin_socket, 'backend': haproxy_db_backend}
+                        if haproxy_admin_socket is defined and haproxy_db_backend is defined else none }}"
 """
 # One quick round: a probe that does not answer within the timeout (the interval, between 0.5 and 1 s)
 # counts as failed; a probe that sets its own timeout keeps it.
@@ -81,6 +87,12 @@ def add_parser(commands) -> None:
         "--hold", type=float, default=30.0, help="seconds a recovered service is left alone (default 30)"
     )
     watch.add_argument("--rounds", type=int, default=0, help="stop after this many rounds (default: never)")
+    watch.add_argument(
+        "--contain",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run a failover step in-process at the decision, then the playbook resumes after it (default)",
+    )
     watch.add_argument(
         "--listen",
         default=None,
@@ -169,12 +181,15 @@ class Watcher:
         self.probes = normalize(probes, defaults)
         self.checks = normalize(checks, defaults) if checks else []
         self.failed_since = {}  # service -> (first failed time, rounds in a row)
+        self.last = ([], [])
+        self.hosts = hosts
         self.hold_until = {}
 
     def round(self):
         now = datetime.datetime.now(datetime.UTC)
         results = run_probes(self.probes + self.checks, run_command=run_command)
         probes, checks = results[: len(self.probes)], results[len(self.probes) :]
+        self.last = (probes, checks)
         for service in self.services:
             found = verdict(self.plans[service], self.members, probes, checks)
             if found["passed"]:
@@ -254,6 +269,93 @@ def listen(spec: str, token: str | None, catalog_source: str, events: queue.Queu
     return thread
 
 
+# The failover role's defaults (roles/failover/defaults/main.yml).
+FAILOVER_MAX_LAG_BYTES = 16777216
+
+
+def contain(catalog, listing, watcher, service, detected):
+    """At the decision, run a failover step in-process with the failover engine, recorded on a new incident's
+    timeline as the playbook records it, so ``mttr recover --incident`` resumes after it (validation, close).
+
+    Only a plan whose first step is a failover qualifies (the step that stands between the fault and the first
+    write); anything else, or a database whose connection facts the inventory lacks, returns None and the
+    playbook does everything. Returns the incident's id.
+    """
+    from ansible_collections.mttr.recovery.plugins.module_utils.catalog import service_groups
+    from ansible_collections.mttr.recovery.plugins.module_utils.failover_common import FailoverError
+    from ansible_collections.mttr.recovery.plugins.module_utils.failover_postgres import (
+        PgNode,
+        failover_cluster,
+        fence_data_dir,
+    )
+    from ansible_collections.mttr.recovery.plugins.module_utils.recovery import (
+        RecoveryError,
+        assess,
+        open_and_plan,
+        record_step,
+    )
+
+    probes, checks = watcher.last
+    try:
+        plan = assess(catalog, service, watcher.members, probes, checks)
+    except (RecoveryError, CatalogError) as exc:
+        log(f"{service}: triage in-process: {exc}; the playbook triages")
+        return None
+    step = plan["steps"][0] if plan["steps"] else None
+    facts = {host: (watcher.hosts.get(host) or {}).get("pg") for host in (step or {}).get("hosts", [])}
+    if step is None or step["strategy"] != "failover" or not facts or None in facts.values():
+        return None
+    groups = service_groups(catalog, step["service"], component="lb", with_dependents=True)[:1]
+    balancers = [
+        (watcher.hosts[host]["haproxy"]["admin_socket"], watcher.hosts[host]["haproxy"]["backend"])
+        for group in groups
+        for host in listing.get(group, {}).get("hosts", [])
+        if (watcher.hosts.get(host) or {}).get("haproxy")
+    ]
+    nodes = [
+        PgNode(host, pg["host"], pg["port"], pg["user"], pg["password"], data_dir=pg.get("data_dir"))
+        for host, pg in facts.items()
+    ]
+    first = next(iter(facts.values()))
+    with IncidentStore(default_store_path()) as store:
+        incident_id, _changed = open_and_plan(
+            store, plan, service, pid=os.getpid(), detected_at=detected, where=default_store_path()
+        )
+        record_step(
+            store,
+            incident_id,
+            step["id"],
+            "started",
+            f"{step['service']} is {step['failure_mode']}: failover on {', '.join(facts)}, in-process by mttr watch",
+            {"reversible": False},
+        )
+    log(f"{service}: {incident_id}: failing over {step['service']} in-process ({', '.join(facts)})")
+    try:
+        result = failover_cluster(
+            nodes,
+            balancers,
+            run=run_command,
+            pg_bin=first.get("pg_bin"),
+            os_user=first.get("os_user"),
+            max_lag_bytes=FAILOVER_MAX_LAG_BYTES,
+            force=False,
+        )
+        if (result.get("fence") or {}).get("pending") and result.get("previous_primary"):
+            by_name = {node.name: node for node in nodes}
+            fence_data_dir(by_name[result["previous_primary"]], by_name[result["primary"]], first.get("os_user"))
+    except FailoverError as exc:
+        with IncidentStore(default_store_path()) as store:
+            record_step(store, incident_id, step["id"], "failed", str(exc)[:400])
+        log(f"{service}: {incident_id}: the in-process failover failed ({exc}); the playbook takes over")
+        return incident_id
+    with IncidentStore(default_store_path()) as store:
+        if result.get("risk"):
+            store.append(incident_id, "risk", result["risk"], action=step["id"])
+        record_step(store, incident_id, step["id"], "completed", result.get("msg", "")[:400])
+    log(f"{service}: {incident_id}: {result.get('msg', 'failed over')}")
+    return incident_id
+
+
 def run_command(argv, env=None):
     import subprocess
 
@@ -300,11 +402,12 @@ def run(args, console: Console) -> int:
                 )
             log(f"{service}: opened {opened['incident']['id']} (detected {detected}); not recovering (--no-recover)")
             return
+        contained = contain(catalog, listing, watcher, service, detected) if args.contain else None
         options = SimpleNamespace(
             service=service,
             failure_mode=None,
             strategy=None,
-            incident=None,
+            incident=contained,
             inventory=source,
             check=False,
             from_start=False,

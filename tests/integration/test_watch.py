@@ -76,6 +76,11 @@ def test_watch_detects_recovers_once_and_dates_the_incident_at_detection(fresh_l
         ("orders-db:failover", "started"),
         ("orders-db:failover", "completed"),
     ]
+    # the failover ran in the watcher at its decision; the playbook resumed after it and did not fail over again
+    assert "failing over orders-db in-process (pg1, pg2)" in out + "".join(seen), out
+    tasks = [entry["action"] for entry in entries if entry["kind"] == "task"]
+    assert not [task for task in tasks if "promote" in task], tasks
+    assert "Probe every involved service until it validates" in tasks, tasks
     assert health(fresh_lab)[0] == 200
 
 
