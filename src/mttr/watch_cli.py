@@ -26,6 +26,7 @@ import importlib
 import os
 import queue
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -266,7 +267,18 @@ def listen(spec: str, token: str | None, catalog_source: str, events: queue.Queu
 
     thread = threading.Thread(target=lambda: asyncio.run(serve()), name="mttr-watch-listen", daemon=True)
     thread.start()
-    return thread
+    # say "listening" only once it is: a webhook sent right after would find nothing there
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((options["host"], options["port"]), timeout=0.5):
+                return thread
+        except OSError:
+            if not thread.is_alive():
+                break
+            time.sleep(0.05)
+    failed = [payload for kind, payload in list(events.queue) if kind == "error"]
+    raise WatchError(failed[0] if failed else f"the webhook receiver on {spec} did not start listening within 30 s")
 
 
 # The failover role's defaults (roles/failover/defaults/main.yml).
