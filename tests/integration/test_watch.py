@@ -42,8 +42,14 @@ def wait_for_line(watcher, text, timeout=120):
 
 
 def stop(watcher):
+    """Ctrl-C, as a person stops it; a watcher that does not stop is killed (never left running) and fails."""
     watcher.send_signal(signal.SIGINT)
-    out, _err = watcher.communicate(timeout=60)
+    try:
+        out, _err = watcher.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        watcher.kill()
+        watcher.communicate(timeout=10)
+        raise AssertionError("the watcher did not stop within 60 s of Ctrl-C") from None
     return out
 
 
