@@ -30,6 +30,7 @@ which every strategy role makes safe (a restore proven already in place, a rollb
 
 from __future__ import annotations
 
+import copy
 import json
 
 from ansible_collections.mttr.recovery.plugins.module_utils.catalog import (
@@ -42,6 +43,7 @@ from ansible_collections.mttr.recovery.plugins.module_utils.catalog import (
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_math import classify_severity
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_ops import ensure
+from ansible_collections.mttr.recovery.plugins.module_utils.probes import normalize
 
 # strategy -> the role that carries it out
 STRATEGY_ROLES = {
@@ -479,3 +481,43 @@ def record_step(store, incident_id, step, result, note="", undo_point=None):
             action=step,
             result=undo_point,
         )
+
+
+# ---------------------------------------------------------------------- the probes of catalogued hosts
+
+
+def labelled(hosts, key):
+    """Every host's ``key`` list (``{host: {services, probes, integrity_checks}}``), each item labelled with its
+    host and service."""
+    found = []
+    for host, facts in sorted((hosts or {}).items()):
+        services = (facts or {}).get("services") or []
+        for item in (facts or {}).get(key) or []:
+            item = copy.deepcopy(item)
+            labels = dict(item.get("labels") or {})
+            labels.setdefault("host", host)
+            # the catalog decides: an extra var mttr_service (the affected one) reaches every host's labels
+            if services and labels.get("service") not in services:
+                labels["service"] = services[0]
+            item["labels"] = labels
+            found.append(item)
+    return found
+
+
+def members_of(hosts):
+    """``{service: [hosts]}`` of the same host facts."""
+    members = {}
+    for host, facts in sorted((hosts or {}).items()):
+        for service in (facts or {}).get("services") or []:
+            members.setdefault(service, []).append(host)
+    return members
+
+
+def probe_specs(hosts, defaults, extra=()):
+    """The hosts' probes (plus ``extra``) and integrity checks (postgres unless they say otherwise), labelled
+    and normalized with ``defaults``: what triage, validation and the watcher run."""
+    probes = normalize(labelled(hosts, "probes") + list(extra), defaults)
+    checks = labelled(hosts, "integrity_checks")
+    for check in checks:
+        check.setdefault("kind", "postgres")
+    return probes, normalize(checks, defaults) if checks else []

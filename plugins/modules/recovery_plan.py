@@ -211,7 +211,6 @@ msg:
   type: str
 """
 
-import copy
 import time
 
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_ops import ensure, find
@@ -222,13 +221,15 @@ from ansible_collections.mttr.recovery.plugins.module_utils.incident_store impor
     default_store_path,
 )
 from ansible_collections.mttr.recovery.plugins.module_utils.module import MttrModule
-from ansible_collections.mttr.recovery.plugins.module_utils.probes import ProbeSpecError, normalize, run_probes
+from ansible_collections.mttr.recovery.plugins.module_utils.probes import ProbeSpecError, run_probes
 from ansible_collections.mttr.recovery.plugins.module_utils.processes import controller_pid
 from ansible_collections.mttr.recovery.plugins.module_utils.recovery import (
     RecoveryError,
     assess,
+    members_of,
     open_and_plan,
     plan_line,
+    probe_specs,
     record_step,
     recorded_plan,
     since_last_plan,
@@ -239,31 +240,6 @@ from ansible_collections.mttr.recovery.plugins.module_utils.recovery import (
 # One quick round: a refused connection answers at once; a machine that is gone costs the timeout.
 TRIAGE_PROBE_DEFAULTS = {"timeout": 2, "retries": 1, "backoff": 0.1}
 VALIDATE_PROBE_DEFAULTS = {"timeout": 3, "retries": 0}
-
-
-def labelled(hosts, key):
-    """Every host's ``key`` list, each item labelled with its host and service."""
-    found = []
-    for host, facts in sorted((hosts or {}).items()):
-        services = (facts or {}).get("services") or []
-        for item in (facts or {}).get(key) or []:
-            item = copy.deepcopy(item)
-            labels = dict(item.get("labels") or {})
-            labels.setdefault("host", host)
-            # the catalog decides: an extra var mttr_service (the affected one) reaches every host's labels
-            if services and labels.get("service") not in services:
-                labels["service"] = services[0]
-            item["labels"] = labels
-            found.append(item)
-    return found
-
-
-def members_of(hosts):
-    members = {}
-    for host, facts in sorted((hosts or {}).items()):
-        for service in (facts or {}).get("services") or []:
-            members.setdefault(service, []).append(host)
-    return members
 
 
 def triage(module, store):
@@ -281,11 +257,7 @@ def triage(module, store):
         recorded = recorded_plan(store.timeline(incident["id"]))
     results = []
     if recorded is None:
-        probes = normalize(labelled(params["hosts"], "probes"), TRIAGE_PROBE_DEFAULTS)
-        checks = labelled(params["hosts"], "integrity_checks")
-        for check in checks:
-            check.setdefault("kind", "postgres")
-        checks = normalize(checks, TRIAGE_PROBE_DEFAULTS) if checks else []
+        probes, checks = probe_specs(params["hosts"], TRIAGE_PROBE_DEFAULTS)
         results = run_probes(probes + checks, run_command=module.run)
         plan = assess(
             params["catalog"],
@@ -342,11 +314,7 @@ def validate(module, store):
         dict(probe, labels=dict({"service": plan["service"]}, **(probe.get("labels") or {})))
         for probe in params["probes"]
     ]
-    probes = normalize(labelled(hosts, "probes") + extra, VALIDATE_PROBE_DEFAULTS)
-    checks = labelled(hosts, "integrity_checks")
-    for check in checks:
-        check.setdefault("kind", "postgres")
-    checks = normalize(checks, VALIDATE_PROBE_DEFAULTS) if checks else []
+    probes, checks = probe_specs(hosts, VALIDATE_PROBE_DEFAULTS, extra)
     deadline = time.monotonic() + params["deadline"]
     streak, rounds = 0, 0
     while True:

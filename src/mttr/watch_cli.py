@@ -38,8 +38,8 @@ from rich.console import Console
 
 from ansible_collections.mttr.recovery.plugins.module_utils.catalog import CatalogError, dependencies
 from ansible_collections.mttr.recovery.plugins.module_utils.incident_store import IncidentStore, default_store_path
-from ansible_collections.mttr.recovery.plugins.module_utils.probes import normalize, run_probes
-from ansible_collections.mttr.recovery.plugins.module_utils.recovery import involved, verdict
+from ansible_collections.mttr.recovery.plugins.module_utils.probes import run_probes
+from ansible_collections.mttr.recovery.plugins.module_utils.recovery import involved, members_of, probe_specs, verdict
 
 from .plan_cli import REPO_LAB, PlanError, read_inventory
 
@@ -161,26 +161,15 @@ class Watcher:
                 "steps": [],
             }
             needed.update(order)
-        self.members = {}
-        probes, checks = [], []
-        for host, facts in sorted(hosts.items()):
-            host_services = [name for name in facts.get("services") or [] if name in needed]
-            if not host_services:
-                continue
-            for name in host_services:
-                self.members.setdefault(name, []).append(host)
-            for key, bucket in (("probes", probes), ("integrity_checks", checks)):
-                for item in facts.get(key) or []:
-                    labels = dict(item.get("labels") or {}, host=host)
-                    if labels.get("service") not in host_services:
-                        labels["service"] = host_services[0]
-                    entry = dict(item, labels=labels)
-                    if key == "integrity_checks":
-                        entry.setdefault("kind", "postgres")
-                    bucket.append(entry)
+        # the watched services' hosts, each with only the services watched (the rules are triage's)
+        watched = {}
+        for host, facts in hosts.items():
+            services_here = [name for name in facts.get("services") or [] if name in needed]
+            if services_here:
+                watched[host] = dict(facts, services=services_here)
+        self.members = members_of(watched)
         defaults = dict(PROBE_DEFAULTS, timeout=min(PROBE_DEFAULTS["timeout"], max(0.5, args.interval)))
-        self.probes = normalize(probes, defaults)
-        self.checks = normalize(checks, defaults) if checks else []
+        self.probes, self.checks = probe_specs(watched, defaults)
         self.failed_since = {}  # service -> (first failed time, rounds in a row)
         self.last = ([], [])
         self.hosts = hosts
